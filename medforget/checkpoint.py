@@ -1,0 +1,253 @@
+"""Checkpoints: one ``.safetensors`` file holding the weights and a provenance record.
+
+Pickled ``.pth`` files can run code when loaded and say nothing about their origin. A
+medforget checkpoint is safetensors (data only) whose header carries
+:class:`CheckpointMeta`: the architecture, the classes and the disease class, which data
+it was trained on (a root-independent fingerprint), the full training config, the
+forgotten samples as keyed hashes, and the parent checkpoint's hash (lineage).
+
+Integrity: the metadata records a hash of the weights, and the header records a hash of
+the metadata, so any changed byte (weights, metadata or header) is detected on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field, ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from medforget import __version__
+from medforget.data import Dataset, DataSpec
+from medforget.engine import TrainConfig
+from medforget.errors import CheckpointError
+from medforget.fileio import atomic_path, sha256_file
+from medforget.keys import HashedIds, key_id
+from medforget.models import create_model
+
+FORMAT = "medforget-checkpoint/1"
+META_KEY = "medforget"
+DIGEST_KEY = "medforget_digest"
+SIGNATURE_KEY = "medforget_signature"
+
+
+class DatasetRecord(BaseModel):
+    """What the model was trained on."""
+
+    spec: DataSpec
+    n_train: int = Field(description="Samples in the original training split")
+    fingerprint: str = Field(description="SHA-256 over sorted training sample IDs, labels and image bytes")
+
+
+class UnlearningRecord(BaseModel):
+    """How this checkpoint was derived from its parent."""
+
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = None
+    n_forgotten_samples: int = 0
+    n_forgotten_patients: int = 0
+    seconds: float | None = None
+
+
+class CheckpointMeta(BaseModel):
+    """Provenance record stored in every checkpoint's safetensors header."""
+
+    format: str = FORMAT
+    medforget_version: str = __version__
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    arch: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    classes: list[str]
+    positive: list[int] = Field(description="Label indices of the disease (positive) class(es)")
+    dataset: DatasetRecord
+    train_config: TrainConfig
+    metrics: dict[str, float] = Field(default_factory=dict, description="Accuracies measured when saved")
+    forgotten: HashedIds = Field(default_factory=HashedIds, description="Samples/patients removed so far")
+    parent_sha256: str | None = Field(None, description="File hash of the checkpoint this one derives from")
+    unlearning: UnlearningRecord | None = None
+    weights_sha256: str = Field("", description="Hash of the tensors (names, dtypes, shapes, bytes)")
+
+    @classmethod
+    def for_dataset(cls, dataset: Dataset, cfg: TrainConfig, **extra: Any) -> CheckpointMeta:
+        return cls(
+            arch=cfg.arch,
+            num_classes=len(dataset.classes),
+            in_channels=dataset.n_channels,
+            image_size=dataset.spec.size,
+            classes=dataset.classes,
+            positive=dataset.positive,
+            dataset=DatasetRecord(spec=dataset.spec, n_train=len(dataset.train), fingerprint=dataset.fingerprint()),
+            train_config=cfg,
+            **extra,
+        )
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """Canonical hash of a state dict, independent of file layout and memory format."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _sign(meta_json: str, key: bytes) -> str:
+    return hmac.new(key, meta_json.encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_bytes(
+    model_or_state: nn.Module | dict[str, torch.Tensor], meta: CheckpointMeta, key: bytes | None = None
+) -> bytes:
+    """Serialise weights plus metadata (with integrity digest and, given a key, an HMAC signature)."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = meta.model_copy(update={"weights_sha256": weights_digest(state)})
+    meta_json = meta.model_dump_json()
+    header = {META_KEY: meta_json, DIGEST_KEY: hashlib.sha256(meta_json.encode()).hexdigest()}
+    if key is not None:
+        header[SIGNATURE_KEY] = json.dumps({"key_id": key_id(key), "hmac": _sign(meta_json, key)})
+    return st_save(state, metadata=header)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model_or_state: nn.Module | dict[str, torch.Tensor],
+    meta: CheckpointMeta,
+    force: bool = False,
+    key: bytes | None = None,
+) -> str:
+    """Write atomically; never replace an existing file unless ``force``. Returns the file's SHA-256."""
+    data = checkpoint_bytes(model_or_state, meta, key)
+    with atomic_path(Path(path), force) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _parse_header(raw: bytes, path: Path) -> dict[str, Any]:
+    """Read the safetensors header ourselves to reject trailing bytes and bad offsets."""
+    if len(raw) < 8:
+        raise CheckpointError(f"{path} is not a safetensors file (too short)")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        raise CheckpointError(f"{path} is not a valid safetensors file (header length {n} exceeds file)")
+    try:
+        header = json.loads(raw[8 : 8 + n])
+    except (UnicodeDecodeError, ValueError):
+        raise CheckpointError(f"{path} has a corrupted safetensors header") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a corrupted safetensors header")
+    try:
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise CheckpointError(f"{path} has a corrupted safetensors header") from None
+    if 8 + n + max(ends, default=0) != len(raw):
+        raise CheckpointError(f"{path} has {len(raw) - 8 - n - max(ends, default=0)} bytes of extra payload")
+    return header
+
+
+class LoadedCheckpoint(BaseModel):
+    """A verified checkpoint: its metadata, file hash and whether a signature was checked."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    path: str
+    sha256: str
+    meta: CheckpointMeta
+    state: dict[str, torch.Tensor]
+    signed: bool = False
+    signature_verified: bool = False
+
+    def build_model(self, device: torch.device | str = "cpu") -> nn.Module:
+        """The network with these weights, on ``device`` in channels_last."""
+        m = self.meta
+        model = create_model(m.arch, num_classes=m.num_classes, in_channels=m.in_channels, image_size=m.image_size)
+        try:
+            model.load_state_dict(self.state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+            raise CheckpointError(f"{self.path}: weights do not fit {m.arch}: {first}") from None
+        return model.to(device=torch.device(device), memory_format=torch.channels_last).eval()
+
+
+def load_checkpoint(path: str | Path, key: bytes | None = None) -> LoadedCheckpoint:
+    """Read and verify a checkpoint; any tampering or corruption raises :class:`CheckpointError`.
+
+    With ``key``, a checkpoint that carries a signature must verify under it.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} not found") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    header = _parse_header(raw, path)
+    metadata = header.get("__metadata__") or {}
+    if META_KEY not in metadata:
+        raise CheckpointError(f"{path} is a safetensors file but not a medforget checkpoint (no metadata)")
+    meta_json = metadata[META_KEY]
+    if hashlib.sha256(meta_json.encode()).hexdigest() != metadata.get(DIGEST_KEY):
+        raise CheckpointError(f"{path}: metadata digest mismatch (the file was modified or corrupted)")
+    try:
+        meta = CheckpointMeta.model_validate_json(meta_json)
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: invalid metadata: {exc.errors()[0]['msg']}") from None
+    if meta.format != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.format!r}")
+    try:
+        state = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: unreadable tensors: {exc}") from None
+    if weights_digest(state) != meta.weights_sha256:
+        raise CheckpointError(f"{path}: weights hash mismatch (the weights were modified or corrupted)")
+    signed = SIGNATURE_KEY in metadata
+    verified = False
+    if signed and key is not None:
+        sig = json.loads(metadata[SIGNATURE_KEY])
+        if sig.get("key_id") != key_id(key) or not hmac.compare_digest(sig.get("hmac", ""), _sign(meta_json, key)):
+            raise CheckpointError(f"{path}: signature does not verify under the given key")
+        verified = True
+    return LoadedCheckpoint(
+        path=str(path),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        meta=meta,
+        state=state,
+        signed=signed,
+        signature_verified=verified,
+    )
+
+
+def check_dataset(ckpt: LoadedCheckpoint, dataset: Dataset) -> None:
+    """Refuse to use a checkpoint with data other than what it was trained on."""
+    rec = ckpt.meta.dataset
+    if dataset.spec.name != rec.spec.name:
+        raise CheckpointError(f"{ckpt.path} was trained on {rec.spec.name}, not {dataset.spec.name}")
+    fp = dataset.fingerprint()
+    if fp != rec.fingerprint:
+        raise CheckpointError(
+            f"{ckpt.path}: dataset fingerprint mismatch: the {dataset.spec.name} training data found here "
+            f"({fp[:12]}) is not what this model was trained on ({rec.fingerprint[:12]})"
+        )
+
+
+def file_sha256(path: str | Path) -> str:
+    return sha256_file(Path(path))
+
+
+def checkpoint_schema() -> dict[str, Any]:
+    """JSON Schema of the checkpoint metadata (published for programs that read it)."""
+    return CheckpointMeta.model_json_schema()

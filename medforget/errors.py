@@ -1,0 +1,30 @@
+"""Exceptions that map to the command-line exit codes.
+
+Shell automation depends on exit codes, so the mapping lives in one place:
+0 success, 1 internal error (a bug: the traceback is useful), 2 bad input or
+missing data (one clear line, nothing written), 3 a verification verdict failed
+(outputs are still written, so the failure can be inspected).
+"""
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_VERDICT_FAILED = 3
+
+
+class MedforgetError(Exception):
+    """Bad input or missing data: the user can fix it. Rendered as one line, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class DataError(MedforgetError):
+    """A dataset, manifest or image file is missing or inconsistent."""
+
+
+class CheckpointError(MedforgetError):
+    """A checkpoint is unreadable, tampered with, or does not fit the data it is used with."""
+
+
+class RequestError(MedforgetError):
+    """A deletion request is malformed or cannot be applied to this model."""

@@ -1,0 +1,109 @@
+"""Shared fixtures: real MedMNIST data from ../shared/medmnist and small generated datasets.
+
+Training fixtures are session-scoped and small (ResNet-10, a few epochs) so the suite stays
+within minutes on two CPU cores while still exercising real data end to end.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("MEDFORGET_DATA_ROOT") or REPO.parent / "shared" / "medmnist").resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def medforget_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point medforget at the shared data and at a private cache; never download in tests."""
+    assert (DATA_ROOT / "breastmnist.npz").is_file(), f"MedMNIST files not found in {DATA_ROOT}"
+    os.environ["MEDFORGET_DATA_ROOT"] = str(DATA_ROOT)
+    os.environ["MEDFORGET_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("MEDFORGET_KEY", None)
+    os.environ.pop("MEDFORGET_KEY_FILE", None)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def breast():
+    from medforget.data import load_medmnist
+
+    return load_medmnist("breastmnist")
+
+
+@pytest.fixture(scope="session")
+def quick_cfg():
+    """A recipe that beats the majority class on BreastMNIST in about half a minute on CPU."""
+    from medforget.engine import TrainConfig
+
+    return TrainConfig(arch="resnet10", epochs=5, batch_size=32, lr=1e-3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def breast_ckpt(tmp_path_factory: pytest.TempPathFactory, breast, quick_cfg) -> Path:
+    """A trained BreastMNIST checkpoint, shared by the tests that need a real model."""
+    from medforget.train import train
+
+    path = tmp_path_factory.mktemp("models") / "breast.safetensors"
+    train(breast, quick_cfg, path, device="cpu", show_progress=False)
+    return path
+
+
+def write_png_dataset(
+    folder: Path,
+    n_per_split: dict[str, int] | None = None,
+    classes: tuple[str, ...] = ("benign", "malignant"),
+    mode: str = "L",
+    size: int = 20,
+    attributes: bool = True,
+) -> Path:
+    """A small image dataset on disk: class ``k`` images are brighter with ``k``; two images per patient."""
+    n_per_split = n_per_split or {"train": 16, "val": 6, "test": 6}
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "img").mkdir(exist_ok=True)
+    rows = []
+    for split, n in n_per_split.items():
+        for i in range(n):
+            label = classes[i % len(classes)]
+            level = 40 + 160 * classes.index(label) / max(len(classes) - 1, 1)
+            shape = (size, size) if mode == "L" else (size, size, 3)
+            arr = np.clip(rng.normal(level, 20, shape), 0, 255).astype(np.uint8)
+            rel = f"img/{split}_{i}.png"
+            Image.fromarray(arr, mode).save(folder / rel)
+            row = {
+                "sample_id": f"{split}-{i:06d}",
+                "path": rel,
+                "label": label,
+                "split": split,
+                "patient_id": f"P-{split}-{i // 2}",
+            }
+            if attributes:
+                row["sex"] = "F" if i % 3 else "M"
+            rows.append(row)
+    manifest = folder / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return manifest
+
+
+def rewrite_csv(path: Path, edit) -> None:
+    """Apply ``edit(rows) -> rows`` to a CSV in place (for building bad manifests)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    rows = edit(rows)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,34 @@
+"""Model registry and the small-input ResNet stem."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medforget.errors import MedforgetError
+from medforget.models import create_model, list_models
+
+
+@pytest.mark.parametrize("arch", ["resnet10", "resnet18", "resnet50"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [28, 64])
+def test_output_shape_for_channels_and_sizes(arch: str, channels: int, size: int) -> None:
+    model = create_model(arch, num_classes=3, in_channels=channels, image_size=size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, channels, size, size))
+    assert out.shape == (2, 3)
+    # small inputs keep their resolution into the first stage: 3x3 stride-1 stem, no max-pool
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+
+
+def test_large_inputs_keep_the_imagenet_stem() -> None:
+    model = create_model("resnet18", num_classes=2, in_channels=1, image_size=128)
+    assert model.conv1.kernel_size == (7, 7) and model.conv1.in_channels == 1
+    assert not isinstance(model.maxpool, torch.nn.Identity)
+
+
+def test_unknown_arch_is_a_clear_error() -> None:
+    assert {"resnet18", "resnet50"} <= set(list_models())
+    with pytest.raises(MedforgetError, match="unknown architecture 'vit'"):
+        create_model("vit", num_classes=2, in_channels=1, image_size=28)
