@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medforget import __version__
-from medforget.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, MedforgetError
+from medforget.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_VERDICT_FAILED, MedforgetError
 
 app = typer.Typer(
     name="medforget",
@@ -87,6 +87,12 @@ Device = Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda")
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing output file")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout and nothing else")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")]
+KeyFile = Annotated[
+    Path | None, typer.Option("--key-file", help="Secret for keyed ID hashes and signatures (else $MEDFORGET_KEY)")
+]
+LedgerOpt = Annotated[
+    Path | None, typer.Option("--ledger", help="Append this run to a tamper-evident deletion ledger (JSON Lines)")
+]
 
 
 def version_callback(value: bool) -> None:
@@ -134,6 +140,8 @@ def train(
     schedule: Annotated[str, typer.Option(help="cosine, multistep or constant")] = "cosine",
     weight_decay: Annotated[float, typer.Option(min=0.0)] = 0.0,
     seed: int = 0,
+    ledger: LedgerOpt = None,
+    key_file: KeyFile = None,
     device: Device = "auto",
     force: Force = False,
     json_out: JsonOut = False,
@@ -165,7 +173,11 @@ def train(
     if arch not in list_models():
         raise MedforgetError(f"unknown architecture {arch!r}; available: {', '.join(list_models())}")
     ds = load_dataset(dataset, size, data_root, positive, binary, manifest, classes.split(",") if classes else None)
-    summary = run_train(ds, cfg, out, device=device, force=force, show_progress=not quiet)
+    from medforget.keys import load_key
+
+    summary = run_train(
+        ds, cfg, out, device=device, force=force, show_progress=not quiet, key=load_key(key_file), ledger=ledger
+    )
     if json_out:
         print_json(summary)
         return
@@ -247,6 +259,311 @@ def info(
         )
     for k, v in rows:
         t.add_row(k, v)
+    console.print(t)
+
+
+# ----------------------------------------------------------------------------- unlearn
+
+
+def parse_params(pairs: list[str] | None, config: Path | None, method: str) -> dict[str, Any]:
+    """``--config`` file (TOML or JSON) first, then ``--param key=value`` overrides on top."""
+    params: dict[str, Any] = {}
+    if config is not None:
+        params.update(load_config(config, method))
+    for pair in pairs or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise MedforgetError(f"--param expects key=value, got {pair!r}")
+        try:
+            params[k.strip()] = json.loads(v)
+        except ValueError:
+            params[k.strip()] = v
+    return params
+
+
+def load_config(path: Path, method: str) -> dict[str, Any]:
+    """Parameters from a config file: ``{params: {...}}`` (as written by ``medforget tune``), a table
+    named after the method, or a flat table of parameters."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MedforgetError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise MedforgetError(f"config {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise MedforgetError(f"config {path} must hold a table of parameters")
+    if "params" in data:
+        if data.get("method") not in (None, method):
+            raise MedforgetError(f"config {path} is for method {data['method']!r}, not {method!r}")
+        return dict(data["params"])
+    if isinstance(data.get(method), dict):
+        return dict(data[method])
+    return data
+
+
+@app.command()
+@command
+def unlearn(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="The trained model (.safetensors)")],
+    request: Annotated[str, typer.Option("--request", "-r", help="Deletion request JSON file, or - for stdin")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Unlearning method (see 'medforget methods')")] = (
+        "salun-cra"
+    ),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Unlearned checkpoint [default: <input>.<method>.safetensors]")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="JSON report [default: <out>.report.json]")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value; repeatable")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Method parameters from a TOML/JSON file")] = None,
+    baseline: Annotated[str, typer.Option(help="retrain (cached), none, or a retrained checkpoint path")] = "retrain",
+    data_root: DataRoot = None,
+    manifest: Manifest = None,
+    seed: Annotated[int, typer.Option(help="Seed of the unlearning method")] = 0,
+    fn_cost: Annotated[float, typer.Option(help="Clinical cost of a missed disease (false negative)")] = 5.0,
+    fp_cost: Annotated[float, typer.Option(help="Clinical cost of a false alarm (false positive)")] = 1.0,
+    forget_tolerance: Annotated[float, typer.Option(help="Verdict: max |forget accuracy - retrain's|")] = 0.05,
+    mia_tolerance: Annotated[float, typer.Option(help="Verdict: max |MIA efficacy - retrain's|")] = 0.10,
+    max_test_drop: Annotated[float, typer.Option(help="Verdict: max test accuracy below retrain")] = 0.03,
+    max_fnr_increase: Annotated[float, typer.Option(help="Verdict: max test FNR above retrain")] = 0.05,
+    allow_class_removal: Annotated[
+        bool, typer.Option("--allow-class-removal", help="Allow removing a whole class")
+    ] = False,
+    key_file: KeyFile = None,
+    ledger: LedgerOpt = None,
+    device: Device = "auto",
+    force: Force = False,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Remove the patients in a deletion request from a model, and verify against retraining."""
+    from medforget.keys import load_key
+    from medforget.report import Thresholds, render
+    from medforget.request import read_request
+    from medforget.unlearn import unlearn as run_unlearn
+
+    req = read_request(request)
+    out = out or checkpoint.with_name(f"{checkpoint.stem}.{method}.safetensors")
+    report = report or out.with_suffix(".report.json")
+    try:
+        thresholds = Thresholds(
+            forget_accuracy_tolerance=forget_tolerance,
+            mia_tolerance=mia_tolerance,
+            max_test_accuracy_drop=max_test_drop,
+            max_fnr_increase=max_fnr_increase,
+        )
+    except ValueError as exc:
+        raise MedforgetError(f"thresholds must be non-negative: {exc}") from None
+    result = run_unlearn(
+        checkpoint,
+        req,
+        method,
+        out,
+        params=parse_params(param, config, method),
+        report_path=report,
+        baseline=baseline,
+        data_root=data_root,
+        manifest=manifest,
+        device=device,
+        seed=seed,
+        fn_cost=fn_cost,
+        fp_cost=fp_cost,
+        thresholds=thresholds,
+        force=force,
+        key=load_key(key_file),
+        allow_class_removal=allow_class_removal,
+        show_progress=not quiet,
+    )
+    if json_out:
+        print_json(result)
+    else:
+        console.print(render(result))
+        console.print(f"wrote {out} and {report}")
+    if result.verdict.status == "fail":
+        raise typer.Exit(EXIT_VERDICT_FAILED)
+
+
+@app.command()
+@command
+def methods(json_out: JsonOut = False) -> None:
+    """List the unlearning methods with their parameters and defaults."""
+    from medforget.methods import get_method, list_methods
+
+    specs = [get_method(n) for n in list_methods()]
+    if json_out:
+        print_json({m.name: {"summary": m.summary, "params": m.params().model_dump()} for m in specs})
+        return
+    t = Table("method", "what it does", "parameters (defaults)")
+    for m in specs:
+        t.add_row(m.name, m.summary, ", ".join(f"{k}={v}" for k, v in m.params().model_dump().items()))
+    console.print(t)
+
+
+# ----------------------------------------------------------------------------- request
+
+request_app = typer.Typer(help="Inspect deletion requests before applying them.", no_args_is_help=True)
+app.add_typer(request_app, name="request")
+
+
+@request_app.command("check")
+@command
+def request_check(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="The model the request is for")],
+    request: Annotated[str, typer.Option("--request", "-r", help="Deletion request JSON file, or - for stdin")],
+    data_root: DataRoot = None,
+    manifest: Manifest = None,
+    allow_class_removal: Annotated[bool, typer.Option("--allow-class-removal")] = False,
+    key_file: KeyFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Show what a request would forget (by class and split) without changing anything."""
+    from medforget.checkpoint import check_dataset, load_checkpoint
+    from medforget.data import load_from_spec
+    from medforget.keys import load_key
+    from medforget.request import read_request, resolve
+
+    req = read_request(request)
+    key = load_key(key_file)
+    ck = load_checkpoint(checkpoint)
+    ds = load_from_spec(ck.meta.dataset.spec, data_root, manifest)
+    check_dataset(ck, ds)
+    res = resolve(req, ds, ck.meta.forgotten, key, allow_class_removal)
+    summary = {
+        "request_id": req.request_id,
+        "dataset": ds.name,
+        "n_samples": len(res.sample_ids),
+        "n_patients": len(res.patient_ids),
+        "n_retained": len(res.retain_rows),
+        "previously_forgotten": res.previously_forgotten,
+        "counts": [c.model_dump() for c in res.counts],
+        "warnings": res.warnings,
+    }
+    if json_out:
+        print_json(summary)
+        return
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    t = Table("split", "class", "samples to forget", title=f"request {req.request_id or '(no id)'} on {ds.name}")
+    for c in res.counts:
+        t.add_row(c.split, c.label, str(c.n))
+    console.print(t)
+    console.print(
+        f"{len(res.sample_ids)} samples from {len(res.patient_ids)} patients would be forgotten; "
+        f"{len(res.retain_rows)} training samples remain"
+        + (f" ({res.previously_forgotten} already removed earlier)" if res.previously_forgotten else "")
+    )
+
+
+@request_app.command("schema")
+@command
+def request_schema_cmd() -> None:
+    """Print the JSON Schema of a deletion request."""
+    from medforget.request import request_schema
+
+    print_json(request_schema())
+
+
+@app.command()
+@command
+def schema(
+    document: Annotated[str, typer.Argument(help="request, report, checkpoint or ledger")],
+) -> None:
+    """Print the JSON Schema of a document medforget reads or writes."""
+    from medforget.schemas import SCHEMAS
+
+    if document not in SCHEMAS:
+        raise MedforgetError(f"unknown document {document!r}; choose from {', '.join(SCHEMAS)}")
+    print_json(SCHEMAS[document]())
+
+
+# ----------------------------------------------------------------------------- keys and ledger
+
+key_app = typer.Typer(help="Secret keys for hashing patient IDs and signing.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("new")
+@command
+def key_new() -> None:
+    """Print a fresh 256-bit secret; keep it out of version control (e.g. > medforget.key; chmod 600)."""
+    from medforget.keys import new_key
+
+    typer.echo(new_key())
+
+
+ledger_app = typer.Typer(help="The tamper-evident deletion ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+@command
+def ledger_verify(
+    path: Annotated[Path, typer.Argument(help="Ledger file (JSON Lines)")],
+    key_file: KeyFile = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Check the hash chain (and, with the key, every entry's MAC); name any tampered entry. Exit 3 if broken."""
+    from medforget.keys import load_key
+    from medforget.ledger import verify
+
+    if not path.is_file():
+        raise MedforgetError(f"ledger {path} not found")
+    result = verify(path, load_key(key_file))
+    if json_out:
+        print_json(result)
+    else:
+        if result.ok:
+            console.print(
+                f"[green]ok[/]: {result.n_entries} entries, chain intact"
+                + ("" if result.macs_checked else " (MACs not checked: no key)")
+                + f"; head {result.head_hash}"
+            )
+        for p in result.problems:
+            console.print(
+                f"[red]{p.kind}[/] line {p.line}"
+                + (f" (entry {p.seq})" if p.seq is not None else "")
+                + f": {p.message}"
+            )
+    if not result.ok:
+        raise typer.Exit(EXIT_VERDICT_FAILED)
+
+
+@ledger_app.command("show")
+@command
+def ledger_show(
+    path: Annotated[Path, typer.Argument(help="Ledger file (JSON Lines)")],
+    json_out: JsonOut = False,
+) -> None:
+    """List the ledger's entries (no patient ID is in it: only keyed hashes)."""
+    from medforget.ledger import read_entries
+
+    if not path.is_file():
+        raise MedforgetError(f"ledger {path} not found")
+    entries = read_entries(path)
+    if json_out:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return
+    t = Table("#", "when", "type", "request", "method", "samples", "patients", "input", "output")
+    for e in entries:
+        t.add_row(
+            str(e.seq),
+            e.created_at,
+            e.entry_type,
+            e.request_id or "—",
+            e.method or "—",
+            str(len(e.sample_hashes)),
+            str(len(e.patient_hashes)),
+            (e.input_sha256 or "—")[:12],
+            e.output_sha256[:12],
+        )
     console.print(t)
 
 

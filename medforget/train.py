@@ -36,6 +36,7 @@ def train(
     force: bool = False,
     show_progress: bool = True,
     key: bytes | None = None,
+    ledger: str | Path | None = None,
 ) -> TrainSummary:
     """Train ``cfg.arch`` on ``dataset``'s training split, pick the best epoch on val, save to ``out``.
 
@@ -44,6 +45,10 @@ def train(
     """
     out = Path(out)
     check_writable(out, force)
+    if ledger is not None:
+        from medforget.unlearn import check_ledger
+
+        check_ledger(ledger, key)
     dev = resolve_device(device)
     stderr.log(
         f"training {cfg.arch} on {dataset.name} ({len(dataset.train)} train / {len(dataset.val)} val) "
@@ -57,6 +62,11 @@ def train(
         metrics["test_fnr"] = test.fnr
     meta = CheckpointMeta.for_dataset(dataset, cfg, metrics=metrics)
     sha = save_checkpoint(out, model, meta, force=force, key=key)
+    if ledger is not None:
+        from medforget import ledger as ledger_mod
+
+        entry = ledger_mod.append(ledger, key=key, entry_type="train", params=cfg.model_dump(), output_sha256=sha)
+        stderr.print(f"ledger: appended entry {entry.seq} to {ledger}")
     return TrainSummary(
         checkpoint=str(out),
         sha256=sha,

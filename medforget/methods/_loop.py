@@ -1,0 +1,122 @@
+"""Training loops shared by the unlearning methods.
+
+Most approximate methods optimise an objective on forget samples together with retain
+samples. Iterating the whole retain set every epoch would cost as much as retraining,
+which defeats the purpose; instead each step pairs a forget batch with ``retain_ratio``
+times as many retain samples, drawn afresh each epoch, in one forward pass (so batch
+norm sees the mixture, as in random-labelling on the union of both sets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from medforget.data import to_float
+from medforget.engine import make_optimizer, make_scheduler, progress_bar, seed_everything
+from medforget.methods import MethodParams, UnlearnTask
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``objective(logits_forget, y_forget, rows_forget, logits_retain, y_retain) -> loss``."""
+
+
+class OptimParams(MethodParams):
+    """Optimisation settings every training-based method shares (consistent names across methods)."""
+
+    epochs: int = Field(2, ge=1, description="Passes over the forget set (or retain set for retain-only methods)")
+    lr: float = Field(1e-4, gt=0, description="Learning rate")
+    optimizer: Literal["adam", "sgd"] = Field("adam")
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["cosine", "constant", "multistep"] = Field("constant")
+    batch_size: int = Field(64, ge=2, description="Samples per step (forget + retain)")
+
+
+class PairedParams(OptimParams):
+    retain_ratio: float = Field(
+        2.0, gt=0, description="Retain samples per forget sample in each step (keeps accuracy on retained data)"
+    )
+
+
+def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A label different from the true one for every sample, uniform over the wrong classes.
+
+    Uniform over *all* classes (as in the reference implementation) gives the true label
+    back with probability 1/K: half the "random" labels of a binary task would be correct.
+    """
+    shift = torch.randint(1, num_classes, labels.shape, generator=gen)
+    return (labels + shift) % num_classes
+
+
+def uniform_target_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy to the uniform distribution, per sample: minimal at maximum predictive entropy."""
+    return -F.log_softmax(logits, dim=1).mean(dim=1)
+
+
+def forget_retain_loop(
+    task: UnlearnTask,
+    p: PairedParams,
+    objective: Objective,
+    forget_labels: torch.Tensor | None = None,
+    params: list[nn.Parameter] | None = None,
+    after_step: Callable[[], None] | None = None,
+    description: str = "unlearn",
+) -> nn.Module:
+    """Optimise ``objective`` over forget batches paired with fresh retain samples, for ``p.epochs``."""
+    model = task.model
+    dev = task.device
+    gen = seed_everything(task.seed)
+    f_img, r_img = task.forget.images.to(dev), task.retain.images.to(dev)
+    f_lab = (task.forget.labels if forget_labels is None else forget_labels).to(dev)
+    r_lab = task.retain.labels.to(dev)
+    n_f, n_r = len(task.forget), len(task.retain)
+    bf = max(1, round(p.batch_size / (1 + p.retain_ratio)))
+    br = min(p.batch_size - bf, n_r)
+    steps = math.ceil(n_f / bf)
+    opt = make_optimizer(
+        params if params is not None else list(model.parameters()), p.optimizer, p.lr, p.momentum, p.weight_decay
+    )
+    sched = make_scheduler(opt, p.schedule, p.epochs * steps)
+    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+    model.train()
+    with progress_bar(task.show_progress) as bar:
+        job = bar.add_task(description, total=p.epochs * steps, info="")
+        for _ in range(p.epochs):
+            f_order = torch.randperm(n_f, generator=gen).to(dev)
+            r_order = torch.randperm(n_r, generator=gen).to(dev)
+            for s in range(steps):
+                fr = f_order[s * bf : (s + 1) * bf]
+                rr = r_order.roll(-s * br)[:br] if br else r_order[:0]
+                x = to_float(torch.cat([f_img[fr], r_img[rr]])).contiguous(memory_format=fmt)
+                logits = model(x)
+                loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if after_step is not None:
+                    after_step()
+                bar.update(job, advance=1, info=f"loss {loss.item():.3f}")
+    return model.eval()
+
+
+def retain_cfg(task: UnlearnTask, p: OptimParams):
+    """A TrainConfig for retain-only fine-tuning, seeded by the task."""
+    return task.train_config.model_copy(
+        update={
+            "epochs": p.epochs,
+            "lr": p.lr,
+            "optimizer": p.optimizer,
+            "momentum": p.momentum,
+            "weight_decay": p.weight_decay,
+            "schedule": p.schedule,
+            "batch_size": p.batch_size,
+            "seed": task.seed,
+        }
+    )

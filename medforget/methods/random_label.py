@@ -1,0 +1,37 @@
+"""``random-label`` (RL): teach the model wrong labels for the forget samples.
+
+Each forget sample gets a random label *different from its true one* (the reference
+implementation draws uniformly, so in a binary task half the "random" labels are the true
+label); the model is then fine-tuned on the relabeled forget samples together with retain
+samples (Golatkar et al. 2020; Fan et al. 2024 use it inside SalUn).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medforget.methods import UnlearnTask, register
+from medforget.methods._loop import PairedParams, forget_retain_loop, random_wrong_labels
+
+
+class Params(PairedParams):
+    pass
+
+
+def mixed_ce(lf: torch.Tensor, yf: torch.Tensor, lr: torch.Tensor, yr: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the union of the forget and retain part of a batch."""
+    return F.cross_entropy(torch.cat([lf, lr]), torch.cat([yf, yr]))
+
+
+@register("random-label", Params, summary="Random wrong labels on forget samples, fine-tune with retain (RL)")
+def random_label(task: UnlearnTask, p: Params) -> nn.Module:
+    labels = random_wrong_labels(task.forget.labels, task.num_classes, torch.Generator().manual_seed(task.seed))
+    return forget_retain_loop(
+        task,
+        p,
+        lambda lf, yf, rows, lr, yr: mixed_ce(lf, yf, lr, yr),
+        forget_labels=labels,
+        description="random-label",
+    )

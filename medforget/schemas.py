@@ -1,0 +1,44 @@
+"""The published JSON Schemas of every document that crosses medforget's boundary.
+
+``python -m medforget.schemas`` (re)writes them to ``schemas/`` in the repository; a test
+checks the committed files match the code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medforget.checkpoint import checkpoint_schema
+from medforget.ledger import ledger_schema
+from medforget.report import report_schema
+from medforget.request import request_schema
+
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "request": request_schema,
+    "report": report_schema,
+    "checkpoint": checkpoint_schema,
+    "ledger": ledger_schema,
+}
+
+
+def render(name: str) -> str:
+    return json.dumps(SCHEMAS[name](), indent=2, sort_keys=True) + "\n"
+
+
+def write_all(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in SCHEMAS:
+        path = folder / f"{name}.schema.json"
+        path.write_text(render(name))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas")):
+        print(p)

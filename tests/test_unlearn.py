@@ -1,0 +1,249 @@
+"""``medforget unlearn`` end to end on real BreastMNIST: outputs, lineage, report schema, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from medforget.checkpoint import load_checkpoint
+from medforget.cli import app
+from medforget.methods import list_methods
+from medforget.report import report_schema
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+REQUEST = REPO / "sample_requests" / "breastmnist-malignant-heavy.json"
+
+
+def run(*args: str, input: str | None = None):
+    return runner.invoke(app, [*args, "--device", "cpu", "--quiet"], input=input)
+
+
+def files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def salun_cra_run(breast_ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("unlearn") / "cra.safetensors"
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(REQUEST), "-m", "salun-cra", "-o", str(out), "--json")
+    return res, out
+
+
+def test_unlearn_writes_checkpoint_and_schema_valid_report(salun_cra_run, breast_ckpt: Path) -> None:
+    res, out = salun_cra_run
+    report = json.loads(res.stdout)  # --json: stdout is the report and nothing else
+    assert res.exit_code == (3 if report["verdict"]["status"] == "fail" else 0), res.stderr
+    jsonschema.validate(report, report_schema())
+    on_disk = json.loads(out.with_suffix(".report.json").read_text())
+    assert on_disk == report
+    assert report["method"] == "salun-cra" and report["params"]["mask_fraction"] == 0.5
+    assert report["request"]["n_samples"] == 55 and report["retrain"] is not None
+    assert report["cost"]["retrain_seconds"] > 0 and report["cost"]["speedup"] > 0
+    for model in ("original", "unlearned", "retrain"):
+        assert report[model]["test"]["fnr"] is not None and report[model]["forget"]["n"] == 55
+    # the original model saw the forget set: the attack calls it member more often than for retrain
+    assert report["original"]["mia"]["forget_non_member_rate"] < report["retrain"]["mia"]["forget_non_member_rate"]
+    assert report["original"]["forget"]["accuracy"] >= report["retrain"]["forget"]["accuracy"]
+
+
+def test_unlearned_checkpoint_lineage(salun_cra_run, breast_ckpt: Path) -> None:
+    _, out = salun_cra_run
+    parent = load_checkpoint(breast_ckpt)
+    child = load_checkpoint(out)
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert child.meta.parent_sha256 == parent.sha256 == report["provenance"]["input_sha256"]
+    assert child.sha256 == report["provenance"]["output_sha256"]
+    assert child.meta.unlearning.method == "salun-cra" and child.meta.unlearning.params == report["params"]
+    assert child.meta.dataset == parent.meta.dataset and child.meta.train_config == parent.meta.train_config
+    requested = json.loads(REQUEST.read_text())["sample_ids"]
+    assert all(child.meta.forgotten.contains_samples(requested, None))
+    assert not any(child.meta.forgotten.contains_samples(["train-000000", "train-000001"], None)) or set(requested) & {
+        "train-000000",
+        "train-000001",
+    }
+    raw = out.read_bytes()
+    assert requested[0].encode() not in raw  # IDs are stored only as hashes
+
+
+def test_second_run_reuses_the_cached_baseline_and_chains(salun_cra_run, tmp_path: Path) -> None:
+    _, first = salun_cra_run
+    out = tmp_path / "ft.safetensors"
+    res = run(
+        "unlearn",
+        "-c",
+        str(first),
+        "-r",
+        str(REPO / "sample_requests" / "breastmnist-random-5pct.json"),
+        "-m",
+        "finetune",
+        "-p",
+        "epochs=1",
+        "-o",
+        str(out),
+        "--baseline",
+        "none",
+        "--json",
+    )
+    report = json.loads(res.stdout)
+    assert res.exit_code == 0 and report["verdict"]["status"] == "unverified" and report["retrain"] is None
+    assert report["request"]["previously_forgotten"] == 55
+    child = load_checkpoint(out)
+    assert child.meta.parent_sha256 == load_checkpoint(first).sha256
+    assert len(child.meta.forgotten.sample_hashes) == 55 + report["request"]["n_samples"] - len(
+        set(json.loads(REQUEST.read_text())["sample_ids"])
+        & set(json.loads((REPO / "sample_requests" / "breastmnist-random-5pct.json").read_text())["sample_ids"])
+    )
+
+
+@pytest.mark.parametrize("method", [m for m in list_methods() if m not in ("retrain", "salun-cra")])
+def test_every_method_through_the_cli(method: str, salun_cra_run, breast_ckpt: Path, tmp_path: Path) -> None:
+    """Each method on the same request; the retrain baseline comes from the cache the first run filled."""
+    out = tmp_path / "m.safetensors"
+    extra = ["-p", "epochs=1"] if method not in ("ssd",) else []
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(REQUEST), "-m", method, "-o", str(out), *extra, "--json")
+    report = json.loads(res.stdout)
+    assert res.exit_code == (3 if report["verdict"]["status"] == "fail" else 0)
+    assert report["cost"]["baseline_source"] == "retrain (cache)"
+    assert load_checkpoint(out).meta.unlearning.method == method
+    assert report["average_gap"] is not None and 0 <= report["average_gap"] <= 1
+
+
+def test_retrain_method_is_the_baseline_and_can_serve_as_one(salun_cra_run, breast_ckpt: Path, tmp_path: Path) -> None:
+    retrained = tmp_path / "retrain.safetensors"
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(REQUEST), "-m", "retrain", "-o", str(retrained), "--json")
+    report = json.loads(res.stdout)
+    assert res.exit_code == 0 and report["average_gap"] == 0 and report["verdict"]["status"] == "pass"
+    out = tmp_path / "ssd.safetensors"
+    res = run(
+        "unlearn",
+        "-c",
+        str(breast_ckpt),
+        "-r",
+        str(REQUEST),
+        "-m",
+        "ssd",
+        "-o",
+        str(out),
+        "--baseline",
+        str(retrained),
+        "--json",
+    )
+    assert res.exit_code in (0, 3), res.stderr
+    assert json.loads(res.stdout)["provenance"]["baseline_sha256"] == load_checkpoint(retrained).sha256
+    # a model that saw the forget set is refused as a baseline
+    res = run(
+        "unlearn",
+        "-c",
+        str(breast_ckpt),
+        "-r",
+        str(REQUEST),
+        "-m",
+        "ssd",
+        "-o",
+        str(tmp_path / "x.safetensors"),
+        "--baseline",
+        str(breast_ckpt),
+    )
+    assert res.exit_code == 2 and "not a retrained model" in res.stderr
+
+
+def test_failed_verdict_exits_3_with_outputs_written(salun_cra_run, breast_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "strict.safetensors"
+    res = run(
+        "unlearn",
+        "-c",
+        str(breast_ckpt),
+        "-r",
+        str(REQUEST),
+        "-m",
+        "ssd",
+        "-o",
+        str(out),
+        "--forget-tolerance",
+        "0",
+        "--mia-tolerance",
+        "0",
+        "--max-test-drop",
+        "0",
+    )
+    assert res.exit_code == 3
+    assert out.exists() and out.with_suffix(".report.json").exists()
+    assert "Fail" in res.stdout and "missed disease" in res.stdout  # the table shows clinical risk
+
+
+def test_request_from_stdin_and_request_check(breast_ckpt: Path) -> None:
+    res = run(
+        "request",
+        "check",
+        "-c",
+        str(breast_ckpt),
+        "-r",
+        "-",
+        "--json",
+        input='["train-000001", "train-000001", "train-000005"]',
+    )
+    summary = json.loads(res.stdout)
+    assert res.exit_code == 0 and summary["n_samples"] == 2 and summary["warnings"]
+    res = runner.invoke(app, ["request", "check", "-c", str(breast_ckpt), "-r", str(REQUEST)])
+    assert res.exit_code == 0 and "malignant" in res.stdout and "55 samples" in res.stdout
+    schema = json.loads(runner.invoke(app, ["request", "schema"]).stdout)
+    assert set(schema["properties"]) >= {"sample_ids", "patient_ids", "request_id", "received_at", "reason"}
+
+
+BAD_REQUESTS = {
+    "malformed.json": ('{"sample_ids": ["train-000001"', "not valid JSON: .* line 1, column"),
+    "unknown.json": ('["train-000001", "train-900000"]', "unknown sample IDs"),
+    "test.json": ('["test-000001"]', "never trained on"),
+    "empty.json": ("{}", "nothing to forget"),
+    "other.json": ('{"dataset": "pneumoniamnist", "sample_ids": ["train-000001"]}', "dataset 'pneumoniamnist'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_bad_requests_exit_2_and_write_nothing(name: str, breast_ckpt: Path, tmp_path: Path) -> None:
+    body, message = BAD_REQUESTS[name]
+    req = tmp_path / name
+    req.write_text(body)
+    before = files(tmp_path)
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(req), "-o", str(tmp_path / "out.safetensors"))
+    assert res.exit_code == 2, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and pytest.importorskip("re").search(message, errors[0]), res.stderr
+    assert files(tmp_path) == before and res.stdout == ""
+
+
+def test_other_bad_input_exits_2_and_writes_nothing(breast, breast_ckpt: Path, tmp_path: Path) -> None:
+    malignant = [s for s, y in zip(breast.train.sample_ids, breast.train.labels.tolist(), strict=True) if y == 0]
+    whole = tmp_path / "whole-class.json"
+    whole.write_text(json.dumps(malignant))
+    out = str(tmp_path / "out.safetensors")
+    cases = [
+        (["-r", str(whole)], "every training sample of class malignant"),
+        (["-r", str(REQUEST), "-m", "amnesia"], "unknown method"),
+        (["-r", str(REQUEST), "-p", "mask_fraction=3"], "mask_fraction"),
+        (["-r", str(REQUEST), "-p", "oops"], "key=value"),
+        (["-r", str(tmp_path / "missing.json")], "not found"),
+        (["-r", str(REQUEST), "--baseline", str(tmp_path / "nope.safetensors")], "not found"),
+    ]
+    before = files(tmp_path)
+    for args, message in cases:
+        res = run("unlearn", "-c", str(breast_ckpt), "-o", out, *args)
+        assert res.exit_code == 2 and message in res.stderr, (args, res.stderr)
+        assert files(tmp_path) == before
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(REQUEST), "-o", str(breast_ckpt))
+    assert res.exit_code == 2 and "already exists" in res.stderr
+    res = run("unlearn", "-c", str(breast_ckpt), "-r", str(REQUEST), "-o", str(breast_ckpt), "--force")
+    assert res.exit_code == 2 and "input checkpoint" in res.stderr
+
+
+def test_published_schemas_match_the_code() -> None:
+    from medforget.schemas import SCHEMAS, render
+
+    for name in SCHEMAS:
+        path = REPO / "schemas" / f"{name}.schema.json"
+        assert path.read_text() == render(name), f"run: python -m medforget.schemas schemas  ({path} is stale)"
