@@ -71,7 +71,7 @@ def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
     task = make_task(base, breast)
     mask = saliency_mask(make_task(base, breast), 0.3)
     before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
-    p = get_method("salun").parse_params({"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3})
+    p = get_method("salun").parse_params({"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "early_stop": False})
     model = get_method("salun")(task, p)
     total_kept = sum(int(m.sum()) for m in mask.values())
     n_params = sum(m.numel() for m in mask.values())
@@ -81,6 +81,22 @@ def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
         assert torch.equal(w[~mask[n]], before[n][~mask[n]]), n
         moved += int((w[mask[n]] != before[n][mask[n]]).sum())
     assert moved > 0.5 * total_kept  # and the salient ones did change
+
+
+def test_early_stop_halts_when_forget_set_looks_unseen(base, breast) -> None:
+    """Paired methods stop once forget accuracy reaches the original model's accuracy on unseen data."""
+    from medforget.methods._loop import forget_accuracy, unseen_accuracy
+
+    task = make_task(base, breast)
+    target = unseen_accuracy(task)
+    assert 0.3 < target < 1.0  # held-out accuracy for the forget set's (malignant-heavy) class mix
+    untouched = make_task(base, breast)
+    assert forget_accuracy(untouched.model, untouched) > target  # the original still remembers them
+    m = get_method("random-label")
+    stopped = forget_accuracy(m(task, m.parse_params({"epochs": 6, "lr": 1e-3})), task)
+    full_task = make_task(base, breast)
+    full = forget_accuracy(m(full_task, m.parse_params({"epochs": 6, "lr": 1e-3, "early_stop": False})), full_task)
+    assert stopped <= target and stopped > full  # stopped near "unseen", not driven to "always wrong"
 
 
 def test_random_labels_are_always_wrong() -> None:
@@ -114,7 +130,7 @@ def test_salun_cra_does_not_learn_disease_is_healthy(base, breast) -> None:
     p_benign = {}
     for name in ("salun", "salun-cra"):
         m = get_method(name)
-        model = m(make_task(base, breast), m.parse_params({"epochs": 2, "lr": 1e-3}))
+        model = m(make_task(base, breast), m.parse_params({"epochs": 2, "lr": 1e-3, "early_stop": False}))
         probs = predict(model, forget, CPU).softmax(1)
         p_benign[name] = float(probs[pos, 1].mean())
     assert p_benign["salun"] > 0.8, p_benign

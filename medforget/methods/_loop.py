@@ -39,9 +39,43 @@ class OptimParams(MethodParams):
 
 
 class PairedParams(OptimParams):
+    epochs: int = Field(5, ge=1, description="At most this many passes over the forget set")
+    lr: float = Field(5e-5, gt=0, description="Learning rate")
     retain_ratio: float = Field(
         2.0, gt=0, description="Retain samples per forget sample in each step (keeps accuracy on retained data)"
     )
+    early_stop: bool = Field(
+        True,
+        description="Stop once forget accuracy falls to the original model's held-out accuracy for the same class "
+        "mix: forget samples then look like unseen ones, as after retraining",
+    )
+    checks_per_epoch: int = Field(2, ge=1, description="How often per epoch the early-stop test runs")
+
+
+def unseen_accuracy(task: UnlearnTask) -> float:
+    """Accuracy the original model reaches on *unseen* samples with the forget set's class mix.
+
+    A model retrained without the forget set treats those samples as unseen, so its forget
+    accuracy is close to this (measured on the validation split, which no model trained on).
+    Per-class validation accuracy is weighted by the forget set's class counts, so a
+    disease-heavy request gets a disease-heavy target.
+    """
+    from medforget.engine import predict
+
+    val = task.dataset.val
+    correct = (predict(task.original, val, task.device).argmax(1) == val.labels).float()
+    overall = float(correct.mean())
+    counts = torch.bincount(task.forget.labels, minlength=task.num_classes)
+    acc = [
+        float(correct[val.labels == c].mean()) if (val.labels == c).any() else overall for c in range(task.num_classes)
+    ]
+    return float(sum(a * int(n) for a, n in zip(acc, counts, strict=True)) / max(int(counts.sum()), 1))
+
+
+def forget_accuracy(model: nn.Module, task: UnlearnTask) -> float:
+    from medforget.engine import predict
+
+    return float((predict(model, task.forget, task.device).argmax(1) == task.forget.labels).float().mean())
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -84,6 +118,8 @@ def forget_retain_loop(
     )
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+    target = unseen_accuracy(task) if p.early_stop else None
+    check_at = {round(steps * (k + 1) / p.checks_per_epoch) for k in range(p.checks_per_epoch)}
     model.train()
     with progress_bar(task.show_progress) as bar:
         job = bar.add_task(description, total=p.epochs * steps, info="")
@@ -103,6 +139,12 @@ def forget_retain_loop(
                 if after_step is not None:
                     after_step()
                 bar.update(job, advance=1, info=f"loss {loss.item():.3f}")
+                if target is not None and s + 1 in check_at:
+                    acc = forget_accuracy(model, task)
+                    model.train()
+                    if acc <= target:
+                        bar.update(job, info=f"forget acc {acc:.3f} <= unseen {target:.3f}: stop")
+                        return model.eval()
     return model.eval()
 
 
