@@ -91,7 +91,10 @@ KeyFile = Annotated[
     Path | None, typer.Option("--key-file", help="Secret for keyed ID hashes and signatures (else $MEDFORGET_KEY)")
 ]
 LedgerOpt = Annotated[
-    Path | None, typer.Option("--ledger", help="Append this run to a tamper-evident deletion ledger (JSON Lines)")
+    Path | None,
+    typer.Option(
+        "--ledger", help="Tamper-evident deletion ledger (JSON Lines): train/unlearn append to it, audit reads it"
+    ),
 ]
 
 
@@ -320,6 +323,9 @@ def unlearn(
         Path | None, typer.Option("--out", "-o", help="Unlearned checkpoint [default: <input>.<method>.safetensors]")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="JSON report [default: <out>.report.json]")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML report for non-ML readers")
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Method parameter key=value; repeatable")
     ] = None,
@@ -381,12 +387,87 @@ def unlearn(
         key=load_key(key_file),
         allow_class_removal=allow_class_removal,
         show_progress=not quiet,
+        ledger=ledger,
+        html_path=html,
     )
     if json_out:
         print_json(result)
     else:
         console.print(render(result))
-        console.print(f"wrote {out} and {report}")
+        console.print(f"wrote {out}, {report}" + (f" and {html}" if html else ""))
+    if result.verdict.status == "fail":
+        raise typer.Exit(EXIT_VERDICT_FAILED)
+
+
+@app.command()
+@command
+def audit(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to audit (.safetensors)")],
+    request: Annotated[
+        str | None, typer.Option("--request", "-r", help="Check this deletion request (JSON file, or - for stdin)")
+    ] = None,
+    ledger: LedgerOpt = None,
+    key_file: KeyFile = None,
+    data_root: DataRoot = None,
+    manifest: Manifest = None,
+    mia: Annotated[
+        bool, typer.Option("--mia/--no-mia", help="Membership inference on the requested samples (needs the data)")
+    ] = True,
+    deep: Annotated[
+        int, typer.Option("--deep", min=0, help="Also run LiRA with N shadow models (N >= 2; trains N models)")
+    ] = 0,
+    shadow_arch: Annotated[
+        str | None, typer.Option(help="Shadow model architecture (default: the checkpoint's)")
+    ] = None,
+    shadow_epochs: Annotated[
+        int | None, typer.Option(min=1, help="Shadow training epochs (default: the checkpoint's recipe)")
+    ] = None,
+    mia_tolerance: Annotated[
+        float, typer.Option(help="Verdict: max excess of requested samples judged members over test samples")
+    ] = 0.10,
+    alpha: Annotated[float, typer.Option(help="Verdict: significance level a membership failure must reach")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the attacks' splits and of the shadow models")] = 0,
+    html: Annotated[Path | None, typer.Option(help="Also write the audit as a self-contained HTML page")] = None,
+    device: Device = "auto",
+    force: Force = False,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Audit a checkpoint: integrity, lineage through the ledger, a request's erasure, membership inference."""
+    from medforget.audit import audit as run_audit
+    from medforget.audit import render
+    from medforget.fileio import check_writable
+    from medforget.keys import load_key
+    from medforget.request import read_request
+
+    if html is not None:
+        check_writable(html, force)
+    req = read_request(request) if request is not None else None
+    result = run_audit(
+        checkpoint,
+        key=load_key(key_file),
+        ledger=ledger,
+        request=req,
+        data_root=data_root,
+        manifest=manifest,
+        mia=mia,
+        deep=deep,
+        shadow_arch=shadow_arch,
+        shadow_epochs=shadow_epochs,
+        mia_tolerance=mia_tolerance,
+        alpha=alpha,
+        seed=seed,
+        device=device,
+        show_progress=not quiet,
+    )
+    if html is not None:
+        from medforget.html import write_audit_html
+
+        write_audit_html(result, html, force)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(render(result))
     if result.verdict.status == "fail":
         raise typer.Exit(EXIT_VERDICT_FAILED)
 
@@ -474,7 +555,7 @@ def request_schema_cmd() -> None:
 @app.command()
 @command
 def schema(
-    document: Annotated[str, typer.Argument(help="request, report, checkpoint or ledger")],
+    document: Annotated[str, typer.Argument(help="request, report, checkpoint, ledger or audit")],
 ) -> None:
     """Print the JSON Schema of a document medforget reads or writes."""
     from medforget.schemas import SCHEMAS

@@ -10,6 +10,7 @@ false-positive rate, and an expected clinical cost per case
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -158,3 +159,142 @@ def population_mia(
         forget_scores=[round(float(s), 4) for s in f_scores],
         test_scores=[round(float(s), 4) for s in t_scores],
     )
+
+
+# --------------------------------------------------------------------------- per-sample outcomes and uncertainty
+
+
+@dataclass(frozen=True)
+class SampleOutcomes:
+    """One model's per-sample results on one set, kept so slices and intervals need no second inference.
+
+    Every deeper analysis (difficulty terciles, attribute groups, bootstrap intervals) is a
+    different aggregation of the same per-sample facts; holding them here lets ``evaluate()``
+    run each model once per set and every analysis reuse the result.
+    """
+
+    labels: np.ndarray
+    pred: np.ndarray
+    loss: np.ndarray
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, labels: torch.Tensor) -> SampleOutcomes:
+        if len(labels) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(labels=empty, pred=empty, loss=np.zeros(0))
+        return cls(
+            labels=labels.numpy().astype(np.int64),
+            pred=logits.argmax(1).numpy().astype(np.int64),
+            loss=per_sample_loss(logits.float(), labels).numpy().astype(np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.labels
+
+    def true_positive_class(self, positive: Sequence[int]) -> np.ndarray:
+        """Whether each sample's true label is a disease class."""
+        return np.isin(self.labels, list(positive))
+
+    def missed(self, positive: Sequence[int]) -> np.ndarray:
+        """Whether each sample is a disease case predicted as a non-disease class (a false negative)."""
+        return self.true_positive_class(positive) & ~np.isin(self.pred, list(positive))
+
+    def false_alarm(self, positive: Sequence[int]) -> np.ndarray:
+        """Whether each sample is a non-disease case predicted as a disease class (a false positive)."""
+        return ~self.true_positive_class(positive) & np.isin(self.pred, list(positive))
+
+
+class Interval(BaseModel):
+    """A two-sided confidence interval (by default the central 95% of a bootstrap distribution)."""
+
+    low: float
+    high: float
+
+
+class SliceMetrics(BaseModel):
+    """Accuracy and missed-disease rate of one model on a subset of samples."""
+
+    accuracy: float | None = Field(description="Fraction classified correctly (None on an empty slice)")
+    fnr: float | None = Field(description="Missed disease among the slice's positives (None without positives)")
+
+
+def slice_metrics(outcomes: SampleOutcomes, mask: np.ndarray, positive: Sequence[int]) -> SliceMetrics:
+    """Accuracy and FNR on the samples selected by ``mask`` (same definitions as :func:`set_metrics`)."""
+    n = int(mask.sum())
+    pos = outcomes.true_positive_class(positive) & mask
+    n_pos = int(pos.sum())
+    return SliceMetrics(
+        accuracy=float(outcomes.correct[mask].mean()) if n else None,
+        fnr=float(outcomes.missed(positive)[mask].sum() / n_pos) if n_pos else None,
+    )
+
+
+def difficulty_terciles(loss: np.ndarray) -> list[np.ndarray]:
+    """Row indices of the easy, medium and hard thirds of samples by (the original model's) loss.
+
+    Sorting by loss and cutting the order into three near-equal parts (sizes differ by at most
+    one) always partitions the samples, even with ties or fewer than three samples, unlike
+    quantile thresholds which can leave a tercile empty or put a sample in two. The sort is
+    stable, so ties keep row order and the split is reproducible.
+    """
+    order = np.argsort(loss, kind="stable")
+    return [part.astype(np.int64) for part in np.array_split(order, 3)]
+
+
+def bootstrap_ratios(
+    numerators: np.ndarray,
+    denominators: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap distribution of ``sum(numerators) / sum(denominators)`` for several statistics at once.
+
+    ``numerators`` and ``denominators`` are ``[n_samples, n_statistics]`` per-sample contributions
+    (accuracy: correct / 1; FNR: missed / is-positive). All statistics are computed on the *same*
+    resamples, so a difference of two columns (unlearned minus retrain on the same samples) is a
+    paired bootstrap. Returns ``[n_resamples, n_statistics]``, NaN where a resample's denominator
+    is zero (e.g. no positives drawn).
+
+    Why multinomial counts instead of an index matrix: resampling n samples with replacement
+    draws each *distinct* per-sample outcome pattern a multinomially distributed number of times,
+    so drawing those counts directly is exactly the percentile bootstrap over samples, but costs
+    memory O(resamples x patterns) instead of O(resamples x samples). A 90 000-image retain set
+    has a few dozen patterns of 0/1 outcomes and costs no more than a 50-image forget set.
+    """
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    if num.ndim == 1:
+        num, den = num[:, None], den[:, None]
+    n, m = num.shape
+    if den.shape != num.shape:
+        raise ValueError(f"numerators {num.shape} and denominators {den.shape} differ in shape")
+    if n == 0:
+        return np.full((n_resamples, m), np.nan)
+    patterns, counts = np.unique(np.concatenate([num, den], axis=1), axis=0, return_counts=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, counts / n, size=n_resamples).astype(np.float64)  # [B, patterns]
+    sums = draws @ patterns  # [B, 2m]
+    top, bottom = sums[:, :m], sums[:, m:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> Interval | None:
+    """The central ``level`` of a bootstrap distribution, ignoring NaN resamples; None if all are NaN."""
+    values = np.asarray(samples, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return None
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(low=float(low), high=float(high))
+
+
+def bootstrap_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Interval | None:
+    """Percentile-bootstrap interval of the mean of per-sample ``values`` (e.g. 0/1 correct flags)."""
+    v = np.asarray(values, dtype=np.float64)
+    return percentile_interval(bootstrap_ratios(v, np.ones_like(v), n_resamples, seed)[:, 0], level)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from medforget.audit import audit_schema
 from medforget.checkpoint import checkpoint_schema
 from medforget.ledger import ledger_schema
 from medforget.report import report_schema
@@ -22,6 +23,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "report": report_schema,
     "checkpoint": checkpoint_schema,
     "ledger": ledger_schema,
+    "audit": audit_schema,
 }
 
 

@@ -8,11 +8,13 @@ The flow, in the order a careful engineer would do it by hand:
 4. run the method on a copy of the model, timed;
 5. obtain the retrain baseline (cached by recipe + retain set, or a given checkpoint);
 6. evaluate original, unlearned and retrain models on retain, forget and test sets;
-7. judge, then write checkpoint and report atomically together.
+7. judge, add bootstrap intervals and difficulty/group slices, then write checkpoint, report
+   and (optionally) the HTML report atomically together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -36,7 +38,7 @@ from medforget.errors import CheckpointError, MedforgetError
 from medforget.fileio import atomic_path, cache_dir, check_writable
 from medforget.keys import IdHasher
 from medforget.methods import UnlearnTask, get_method
-from medforget.metrics import population_mia, set_metrics
+from medforget.metrics import SampleOutcomes, population_mia, set_metrics
 from medforget.report import (
     Cost,
     ModelEval,
@@ -44,6 +46,8 @@ from medforget.report import (
     RequestSummary,
     Thresholds,
     UnlearnReport,
+    attach_intervals,
+    build_analysis,
     compute_gaps,
     judge,
 )
@@ -59,7 +63,11 @@ def evaluate(
     fp_cost: float,
     seed: int,
 ) -> ModelEval:
-    """Metrics on retain, forget and test, and the population MIA, from one inference pass per set."""
+    """Metrics on retain, forget and test, and the population MIA, from one inference pass per set.
+
+    The per-sample outcomes (prediction, loss) are kept on the result, so the report's bootstrap
+    intervals and difficulty/group slices reuse this pass instead of running the model again.
+    """
     logits = {k: predict(model, s, device) for k, s in sets.items()}
     metrics = {
         k: set_metrics(logits[k], s.labels, dataset.classes, dataset.positive, fn_cost, fp_cost)
@@ -71,7 +79,10 @@ def evaluate(
         (logits["forget"], sets["forget"].labels),
         seed=seed,
     )
-    return ModelEval(retain=metrics["retain"], forget=metrics["forget"], test=metrics["test"], mia=mia)
+    outcomes = {k: SampleOutcomes.from_logits(logits[k], s.labels) for k, s in sets.items()}
+    return ModelEval(retain=metrics["retain"], forget=metrics["forget"], test=metrics["test"], mia=mia).keep_outcomes(
+        outcomes
+    )
 
 
 _EVAL_MEMO: dict[tuple[Any, ...], ModelEval] = {}
@@ -229,18 +240,26 @@ def unlearn(
     allow_class_removal: bool = False,
     show_progress: bool = True,
     ledger: str | Path | None = None,
+    html_path: str | Path | None = None,
 ) -> UnlearnReport:
     """Remove ``request`` from ``checkpoint`` with ``method``; write the new checkpoint and report.
 
-    Returns the report; the caller decides the exit code from ``report.verdict.status``.
+    ``html_path`` also writes the report as one self-contained HTML page for non-specialist readers
+    (:func:`medforget.html.render_unlearn_html`), atomically with the other outputs. Returns the
+    report; the caller decides the exit code from ``report.verdict.status``.
     """
     out = Path(out)
     report_file = Path(report_path) if report_path else None
+    html_file = Path(html_path) if html_path else None
     check_writable(out, force)
     if report_file:
         check_writable(report_file, force)
+    if html_file:
+        check_writable(html_file, force)
     if report_file and report_file.resolve() == out.resolve():
         raise MedforgetError("--out and --report must be different files")
+    if html_file and html_file.resolve() in {out.resolve(), *([report_file.resolve()] if report_file else [])}:
+        raise MedforgetError("the HTML report must be a different file from --out and --report")
     if ledger is not None:
         check_ledger(ledger, key)
     spec = get_method(method)
@@ -299,6 +318,15 @@ def unlearn(
     assert unlearned_eval is not None and evals["original"] is not None
     gaps, avg = compute_gaps(unlearned_eval, evals["retrain"])
     verdict = judge(unlearned_eval, evals["retrain"], thresholds)
+    analysis, gap_intervals = build_analysis(
+        evals["original"],
+        unlearned_eval,
+        evals["retrain"],
+        {"forget": forget.attributes, "test": dataset.test.attributes},
+        dataset.positive,
+        seed,
+    )
+    gaps, verdict = attach_intervals(gaps, verdict, gap_intervals)
 
     test_metrics = {"test_accuracy": unlearned_eval.test.accuracy or 0.0}
     if unlearned_eval.test.fnr is not None:
@@ -348,30 +376,40 @@ def unlearn(
             seed=seed,
             device=str(dev),
         ),
+        analysis=analysis,
     )
     report_text = report.model_dump_json(indent=2)
-    with atomic_path(out, force) as tmp_ckpt:
-        tmp_ckpt.write_bytes(data)
-        if report_file:
-            with atomic_path(report_file, force) as tmp_report:
-                tmp_report.write_text(report_text)
-    if ledger is not None:
-        from medforget import ledger as ledger_mod
+    html_text = None
+    if html_file:
+        from medforget.html import render_unlearn_html  # matplotlib is imported only when a page is wanted
 
-        entry = ledger_mod.append(
-            ledger,
-            key=key,
-            entry_type="unlearn",
-            request_id=req.request_id,
-            sample_ids=resolved.sample_ids,
-            patient_ids=resolved.patient_ids,
-            method=method,
-            params=report.params,
-            input_sha256=ckpt.sha256,
-            output_sha256=out_sha,
-            report_sha256=hashlib.sha256(report_text.encode()).hexdigest(),
-        )
-        stderr.print(f"ledger: appended entry {entry.seq} to {ledger}")
+        html_text = render_unlearn_html(report)  # before any write: a rendering error leaves nothing behind
+    with contextlib.ExitStack() as outputs:  # nothing moves into place unless every file was written
+        outputs.enter_context(atomic_path(out, force)).write_bytes(data)
+        if report_file:
+            outputs.enter_context(atomic_path(report_file, force)).write_text(report_text)
+        seq = None
+        if ledger is not None:  # last step before the outputs move into place: a refused append leaves nothing
+            from medforget import ledger as ledger_mod
+
+            seq = ledger_mod.append(
+                ledger,
+                key=key,
+                entry_type="unlearn",
+                request_id=req.request_id,
+                sample_ids=resolved.sample_ids,
+                patient_ids=resolved.patient_ids,
+                method=method,
+                params=report.params,
+                input_sha256=ckpt.sha256,
+                output_sha256=out_sha,
+                report_sha256=hashlib.sha256(report_text.encode()).hexdigest(),
+            ).seq
+            stderr.print(f"ledger: appended entry {seq} to {ledger}")
+            if html_file:
+                html_text = render_unlearn_html(report, ledger_entry=seq)
+        if html_file and html_text is not None:
+            outputs.enter_context(atomic_path(html_file, force)).write_text(html_text, encoding="utf-8")
     return report
 
 

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the main job end to end on BreastMNIST (28 px; CPU is fine, ~6 minutes):
-# train a ResNet-18, show its provenance, then honour a deletion request with SalUn-CRA and verify it
-# against a model retrained without those patients. Outputs go to runs/demo/ (or $1).
+# Set up (first run only) and run the main job end to end on BreastMNIST (28 px; CPU is fine, ~8 minutes):
+# train a ResNet-18, honour a deletion request with SalUn-CRA, verify it against a model retrained without
+# those patients, and audit the result against the tamper-evident ledger. Outputs go to runs/demo/ (or $1).
 source "$(dirname "$0")/env.sh"
 out=${1:-$MF_ROOT/runs/demo}
+request="$MF_ROOT/sample_requests/breastmnist-malignant-heavy.json"
 mkdir -p "$out"
+# The ledger stores patient IDs only as keyed hashes: keep the key secret, never in version control.
+if [ -z "${MEDFORGET_KEY:-}" ] && [ -z "${MEDFORGET_KEY_FILE:-}" ]; then
+  [ -f "$out/medforget.key" ] || (umask 077 && medforget key new > "$out/medforget.key")
+  export MEDFORGET_KEY_FILE="$out/medforget.key"
+fi
+rm -f "$out/ledger.jsonl" "$out/ledger.jsonl.lock"   # a fresh demo, a fresh ledger
 set -x
 medforget train --dataset breastmnist --arch resnet18 --epochs 20 --seed 0 \
-  --out "$out/model.safetensors" --force
+  --out "$out/model.safetensors" --ledger "$out/ledger.jsonl" --force
 medforget info "$out/model.safetensors"
-medforget request check -c "$out/model.safetensors" -r "$MF_ROOT/sample_requests/breastmnist-malignant-heavy.json"
-medforget unlearn -c "$out/model.safetensors" -r "$MF_ROOT/sample_requests/breastmnist-malignant-heavy.json" \
-  --method salun-cra --out "$out/model.unlearned.safetensors" --report "$out/report.json" --force
+medforget request check -c "$out/model.safetensors" -r "$request"
+status=0
+medforget unlearn -c "$out/model.safetensors" -r "$request" --method salun-cra \
+  --out "$out/model.unlearned.safetensors" --report "$out/report.json" --html "$out/report.html" \
+  --ledger "$out/ledger.jsonl" --force || status=$?
+[ "$status" -le 3 ] || exit "$status"   # 3 = verdict failed: the report says why; carry on to the audit
+medforget audit "$out/model.unlearned.safetensors" --request "$request" --ledger "$out/ledger.jsonl" \
+  --html "$out/audit.html" --force
+medforget ledger verify "$out/ledger.jsonl"

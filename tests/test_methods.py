@@ -71,7 +71,9 @@ def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
     task = make_task(base, breast)
     mask = saliency_mask(make_task(base, breast), 0.3)
     before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
-    p = get_method("salun").parse_params({"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "early_stop": False})
+    p = get_method("salun").parse_params(
+        {"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "early_stop": False}
+    )
     model = get_method("salun")(task, p)
     total_kept = sum(int(m.sum()) for m in mask.values())
     n_params = sum(m.numel() for m in mask.values())
