@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out-dir", type=Path, default=Path("runs/bench"))
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="tabulate the reports already in --out-dir; run nothing")
     args = ap.parse_args()
     methods = args.methods or ["retrain"] + [m for m in list_methods() if m != "retrain"]
 
@@ -56,7 +57,7 @@ def main() -> None:
         folder = args.out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
         original = folder / "original.safetensors"
-        if not original.exists():
+        if not original.exists() and not args.report_only:
             summary = train(ds, RECIPES[name], original, device="cpu", show_progress=False)
             print(f"{name}: original test acc {summary.test.accuracy:.3f} in {summary.seconds:.0f} s", flush=True)
         for design in args.designs:
@@ -66,6 +67,8 @@ def main() -> None:
                 req = design_request(ds, kind, fraction, seed)
                 for m in methods:
                     rep_path = folder / f"{design}-seed{seed}-{m}.report.json"
+                    if args.report_only and not rep_path.exists():
+                        continue
                     if not rep_path.exists():
                         out = folder / f"{design}-seed{seed}-{m}.safetensors"
                         unlearn(
@@ -83,6 +86,8 @@ def main() -> None:
                         print(f"{name} {design} seed {seed} {m}: done", flush=True)
                     per_method[m].append(json.loads(rep_path.read_text()))
             for m, reps in per_method.items():
+                if not reps:
+                    continue
 
                 def col(get, reps=reps):
                     return [get(r) for r in reps]

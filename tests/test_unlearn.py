@@ -177,14 +177,17 @@ def test_failed_verdict_exits_3_with_outputs_written(salun_cra_run, breast_ckpt:
 
 
 def test_request_from_stdin_and_request_check(breast_ckpt: Path) -> None:
-    res = run(
-        "request",
-        "check",
-        "-c",
-        str(breast_ckpt),
-        "-r",
-        "-",
-        "--json",
+    res = runner.invoke(
+        app,
+        [
+            "request",
+            "check",
+            "-c",
+            str(breast_ckpt),
+            "-r",
+            "-",
+            "--json",
+        ],
         input='["train-000001", "train-000001", "train-000005"]',
     )
     summary = json.loads(res.stdout)
