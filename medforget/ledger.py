@@ -205,6 +205,15 @@ def _split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MedforgetError(f"no ledger at {path}") from None
+    except OSError as exc:
+        raise MedforgetError(f"cannot read ledger {path}: {exc.strerror}") from None
+
+
 def read_entries(path: str | os.PathLike[str]) -> list[LedgerEntry]:
     """All entries in file order, parsed but not verified (call :func:`verify` to trust them).
 
@@ -212,12 +221,7 @@ def read_entries(path: str | os.PathLike[str]) -> list[LedgerEntry]:
     partly read ledger would be silently wrong.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MedforgetError(f"no ledger at {path}") from None
-    except OSError as exc:
-        raise MedforgetError(f"cannot read ledger {path}: {exc.strerror}") from None
+    data = _read_bytes(path)
     entries = []
     for i, text in enumerate(_split_lines(data), start=1):
         parsed = _parse_line(text, i, None)
@@ -418,12 +422,7 @@ def verify(path: str | os.PathLike[str], key: bytes | None = None) -> LedgerVeri
     unreadable line stands exactly where it was, which is reported as "corrupt" with that seq).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MedforgetError(f"no ledger at {path}") from None
-    except OSError as exc:
-        raise MedforgetError(f"cannot read ledger {path}: {exc.strerror}") from None
+    data = _read_bytes(path)
 
     problems: list[LedgerProblem] = []
     corrupt: dict[int, LedgerProblem] = {}
