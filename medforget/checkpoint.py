@@ -31,7 +31,7 @@ from medforget import __version__
 from medforget.data import Dataset, DataSpec
 from medforget.engine import TrainConfig
 from medforget.errors import CheckpointError
-from medforget.fileio import atomic_path, sha256_file
+from medforget.fileio import atomic_path
 from medforget.keys import HashedIds, key_id
 from medforget.models import create_model
 
@@ -242,10 +242,6 @@ def check_dataset(ckpt: LoadedCheckpoint, dataset: Dataset) -> None:
             f"{ckpt.path}: dataset fingerprint mismatch: the {dataset.spec.name} training data found here "
             f"({fp[:12]}) is not what this model was trained on ({rec.fingerprint[:12]})"
         )
-
-
-def file_sha256(path: str | Path) -> str:
-    return sha256_file(Path(path))
 
 
 def checkpoint_schema() -> dict[str, Any]:

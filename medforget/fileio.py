@@ -54,15 +54,6 @@ def atomic_path(path: Path, force: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
-    with atomic_path(path, force) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_text_atomic(path: Path, text: str, force: bool = False) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), force)
-
-
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

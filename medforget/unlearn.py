@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -422,7 +421,3 @@ def check_ledger(ledger: str | Path, key: bytes | None) -> None:
         )
     if not Path(ledger).parent.is_dir():
         raise MedforgetError(f"ledger folder {Path(ledger).parent} does not exist")
-
-
-def report_json(report: UnlearnReport) -> str:
-    return json.dumps(report.model_dump(mode="json"), indent=2)
