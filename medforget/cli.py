@@ -51,7 +51,7 @@ def command(fn: F) -> F:
             typer.echo(f"error: {exc}", err=True)  # one plain line, never wrapped
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted; no output was written", err=True)
+            typer.echo("interrupted; no partial output was left behind", err=True)
             raise typer.Exit(130) from None
         except Exception:
             err.print(traceback.format_exc(), markup=False, highlight=False)
@@ -268,11 +268,19 @@ def info(
 # ----------------------------------------------------------------------------- unlearn
 
 
-def parse_params(pairs: list[str] | None, config: Path | None, method: str) -> dict[str, Any]:
-    """``--config`` file (TOML or JSON) first, then ``--param key=value`` overrides on top."""
+def parse_params(pairs: list[str] | None, config: Path | None, method: str) -> tuple[dict[str, Any], Any]:
+    """``--config`` file (TOML or JSON) first, then ``--param key=value`` overrides on top.
+
+    Returns the parameters and the config's tuning record (``None`` unless written by ``medforget tune``).
+    """
+    from medforget.tune import read_method_config
+
     params: dict[str, Any] = {}
+    tuning = None
     if config is not None:
-        params.update(load_config(config, method))
+        cfg = read_method_config(config, method)
+        params.update(cfg.params)
+        tuning = cfg.tuning
     for pair in pairs or []:
         k, sep, v = pair.partition("=")
         if not sep or not k.strip():
@@ -281,34 +289,7 @@ def parse_params(pairs: list[str] | None, config: Path | None, method: str) -> d
             params[k.strip()] = json.loads(v)
         except ValueError:
             params[k.strip()] = v
-    return params
-
-
-def load_config(path: Path, method: str) -> dict[str, Any]:
-    """Parameters from a config file: ``{params: {...}}`` (as written by ``medforget tune``), a table
-    named after the method, or a flat table of parameters."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise MedforgetError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:
-        raise MedforgetError(f"config {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise MedforgetError(f"config {path} must hold a table of parameters")
-    if "params" in data:
-        if data.get("method") not in (None, method):
-            raise MedforgetError(f"config {path} is for method {data['method']!r}, not {method!r}")
-        return dict(data["params"])
-    if isinstance(data.get(method), dict):
-        return dict(data[method])
-    return data
+    return params, tuning
 
 
 @app.command()
@@ -368,12 +349,14 @@ def unlearn(
         )
     except ValueError as exc:
         raise MedforgetError(f"thresholds must be non-negative: {exc}") from None
+    params, tuning = parse_params(param, config, method)
     result = run_unlearn(
         checkpoint,
         req,
         method,
         out,
-        params=parse_params(param, config, method),
+        params=params,
+        tuning=tuning,
         report_path=report,
         baseline=baseline,
         data_root=data_root,
@@ -474,6 +457,113 @@ def audit(
 
 @app.command()
 @command
+def study(
+    config: Annotated[Path, typer.Argument(help="Study config (TOML or YAML), e.g. studies/breastmnist.toml")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder [default: studies/out/<study name>]")
+    ] = None,
+    data_root: DataRoot = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG plots")] = True,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run a grid of unlearning experiments (datasets x forget sets x methods x seeds); resumes where it stopped."""
+    from medforget.study import load_study_config, read_results, run_study, summarise
+
+    cfg = load_study_config(config)
+    result = run_study(cfg, out, data_root=data_root, show_progress=not quiet, plots=plots)
+    if json_out:
+        print_json(result)
+        return
+    header, body = summarise(read_results(result.results_csv))
+    table = Table(title=f"study {result.name}: mean ± sd over seeds (%)", show_lines=False)
+    for h in header:
+        table.add_column(h, justify="left" if h in ("dataset", "forget set", "method") else "right")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    for f in result.findings:
+        console.print(f"• {f}")
+    t = result.timings
+    console.print(
+        f"{t.runs_done} runs done, {t.runs_reused} reused; {t.wall_seconds:.0f} s, "
+        f"{100 * t.overhead_fraction:.1f}% outside forward/backward passes"
+    )
+    console.print(f"wrote {result.results_csv}, {result.summary_md} and {len(result.plots)} plots")
+
+
+@app.command()
+@command
+def tune(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="The trained model (.safetensors)")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Method to tune")] = "salun-cra",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Tuned config [default: <method>.tuned.json]")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials (each one unlearning run)")] = 20,
+    fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Proxy forget set: share of training samples")
+    ] = 0.2,
+    design: Annotated[str, typer.Option(help="Proxy forget set: random, positive-heavy or positive-only")] = "random",
+    fnr_slack: Annotated[
+        float, typer.Option(min=0.0, help="Constraint: validation FNR at most this far above the proxy retrain's")
+    ] = 0.01,
+    search: Annotated[
+        list[str] | None, typer.Option("--search", help="Parameter to search (repeatable; default: all tunable)")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Fixed parameter key=value; repeatable")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the proxy draw, the sampler and the method")] = 0,
+    data_root: DataRoot = None,
+    manifest: Manifest = None,
+    key_file: KeyFile = None,
+    device: Device = "auto",
+    force: Force = False,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Tune a method's parameters once on a proxy request; 'unlearn --config' reuses the result."""
+    from medforget.keys import load_key
+    from medforget.tune import tune as run_tune
+
+    out = out or Path(f"{method}.tuned.json")
+    fixed, _ = parse_params(param, None, method)
+    result = run_tune(
+        checkpoint,
+        method,
+        out,
+        trials=trials,
+        fraction=fraction,
+        design=design,
+        fnr_slack=fnr_slack,
+        params=search,
+        fixed=fixed,
+        seed=seed,
+        data_root=data_root,
+        manifest=manifest,
+        device=device,
+        force=force,
+        key=load_key(key_file),
+        show_progress=not quiet,
+    )
+    if json_out:
+        print_json(result)
+        return
+    t = result.tuning
+    assert t is not None
+    console.print(f"[bold]{method}[/] tuned over {t.trials} trials ({t.feasible_trials} met the FNR constraint)")
+    for k, v in result.params.items():
+        console.print(f"  {k} = {v}")
+    pays = f"pays for itself after {t.break_even_requests:.1f} requests" if t.break_even_requests else "never pays"
+    console.print(
+        f"proxy average gap {100 * t.best_average_gap:.2f} pts, FNR vs retrain "
+        f"{_pct(t.best_fnr_increase) if t.best_fnr_increase is not None else 'n/a'}; "
+        f"tuning took {t.tuning_seconds:.0f} s and {pays}"
+    )
+    console.print(f"wrote {out}; use it with: medforget unlearn --config {out} ...")
+
+
+@app.command()
+@command
 def methods(json_out: JsonOut = False) -> None:
     """List the unlearning methods with their parameters and defaults."""
     from medforget.methods import get_method, list_methods
@@ -555,7 +645,9 @@ def request_schema_cmd() -> None:
 @app.command()
 @command
 def schema(
-    document: Annotated[str, typer.Argument(help="request, report, checkpoint, ledger or audit")],
+    document: Annotated[
+        str, typer.Argument(help="request, report, checkpoint, ledger, audit, method-config, study-config or study")
+    ],
 ) -> None:
     """Print the JSON Schema of a document medforget reads or writes."""
     from medforget.schemas import SCHEMAS

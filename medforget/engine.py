@@ -54,6 +54,37 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seeds model initialisation and batch order")
 
 
+class ComputeClock:
+    """Seconds this process spent in forward/backward passes and optimizer steps.
+
+    Studies compare it with their wall time to show how much goes to overhead (data handling,
+    checkpoints, reports, plots). On CUDA the clock is synchronised so asynchronous kernels are
+    counted where they run.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+
+    @contextmanager
+    def running(self, device: torch.device | None = None) -> Iterator[None]:
+        if self._depth:  # nested (predict inside a training loop): the outer block already counts
+            yield
+            return
+        self._depth += 1
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if device is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.seconds += time.perf_counter() - start
+            self._depth -= 1
+
+
+compute_clock = ComputeClock()
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU."""
     if device == "auto":
@@ -124,10 +155,11 @@ def predict(model: nn.Module, split: Split, device: torch.device, batch_size: in
     was_training = model.training
     model.eval()
     images = split.images.to(device)
-    out = [
-        model(x).float().cpu()
-        for x, _, _ in batches(images, split.labels.to(device), batch_size, channels_last=device.type == "cpu")
-    ]
+    with compute_clock.running(device):
+        out = [
+            model(x).float().cpu()
+            for x, _, _ in batches(images, split.labels.to(device), batch_size, channels_last=device.type == "cpu")
+        ]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 0)
 
@@ -205,13 +237,14 @@ def fit(
         for epoch in range(1, cfg.epochs + 1):
             total_loss, correct, seen = 0.0, 0, 0
             for x, y, rows in batches(images, targets, cfg.batch_size, True, gen, channels_last=cpu):
-                opt.zero_grad(set_to_none=True)
-                loss, logits = step(model, x, y, rows)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if after_step is not None:
-                    after_step()
+                with compute_clock.running(device):
+                    opt.zero_grad(set_to_none=True)
+                    loss, logits = step(model, x, y, rows)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    if after_step is not None:
+                        after_step()
                 total_loss += float(loss.detach()) * len(y)
                 correct += int((logits.detach().argmax(1) == y).sum())
                 seen += len(y)

@@ -543,6 +543,12 @@ def section_what_was_done(report: UnlearnReport) -> str:
         if cost.retrain_seconds and cost.speedup
         else f" The erasure took {cost.method_seconds:.0f} s."
     )
+    if cost.tuning_seconds is not None:
+        speed += f" Its settings were tuned once beforehand, which took {cost.tuning_seconds:.0f} s" + (
+            f" and is repaid after {cost.tuning_break_even_requests:.1f} requests."
+            if cost.tuning_break_even_requests is not None
+            else "."
+        )
     received = f", received {req.received_at:%Y-%m-%d}" if req.received_at else ""
     reason = f" Reason given: {esc(req.reason)}." if req.reason else ""
     previously = (

@@ -123,6 +123,12 @@ class Cost(BaseModel):
     retrain_seconds: float | None = Field(None, description="Wall time of the retrain baseline (as first trained)")
     speedup: float | None = Field(None, description="retrain_seconds / method_seconds")
     baseline_source: str = Field(description="'retrain (trained now)', 'retrain (cache)', a path, or 'none'")
+    tuning_seconds: float | None = Field(
+        None, description="One-off cost of tuning the method's parameters (medforget tune), if they were tuned"
+    )
+    tuning_break_even_requests: float | None = Field(
+        None, description="Requests after which tuning once + unlearning is cheaper than retraining every time"
+    )
 
 
 class RequestSummary(BaseModel):
@@ -679,6 +685,13 @@ def render(report: UnlearnReport) -> Group:
             f"(baseline: {cost.baseline_source})"
         ),
     ]
+    if cost.tuning_seconds is not None:
+        pays = (
+            f"; it pays for itself after {cost.tuning_break_even_requests:.1f} requests"
+            if cost.tuning_break_even_requests is not None
+            else "; this method is not faster than retraining, so tuning never pays for itself"
+        )
+        lines.append(Text(f"parameters tuned once (medforget tune) for {cost.tuning_seconds:.0f} s{pays}"))
     for c in r.verdict.checks:
         mark = "✓" if c.passed else "✗"
         lines.append(

@@ -17,6 +17,8 @@ from medforget.checkpoint import checkpoint_schema
 from medforget.ledger import ledger_schema
 from medforget.report import report_schema
 from medforget.request import request_schema
+from medforget.study import study_config_schema, study_result_schema
+from medforget.tune import method_config_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "request": request_schema,
@@ -24,6 +26,9 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "checkpoint": checkpoint_schema,
     "ledger": ledger_schema,
     "audit": audit_schema,
+    "method-config": method_config_schema,
+    "study-config": study_config_schema,
+    "study": study_result_schema,
 }
 
 

@@ -19,7 +19,7 @@ import copy
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -51,6 +51,9 @@ from medforget.report import (
     judge,
 )
 from medforget.request import DeletionRequest, ResolvedRequest, resolve
+
+if TYPE_CHECKING:
+    from medforget.tune import TuningRecord
 
 
 def evaluate(
@@ -168,7 +171,7 @@ def derived_meta(
     )
 
 
-def _retrain_baseline(
+def retrain_baseline(
     ckpt: LoadedCheckpoint, task: UnlearnTask, hasher: IdHasher, resolved: ResolvedRequest
 ) -> tuple[torch.nn.Module, float | None, str, str]:
     """Retrain without the forget set, or reuse the cached result of the identical retrain."""
@@ -240,11 +243,14 @@ def unlearn(
     show_progress: bool = True,
     ledger: str | Path | None = None,
     html_path: str | Path | None = None,
+    tuning: TuningRecord | None = None,
 ) -> UnlearnReport:
     """Remove ``request`` from ``checkpoint`` with ``method``; write the new checkpoint and report.
 
     ``html_path`` also writes the report as one self-contained HTML page for non-specialist readers
-    (:func:`medforget.html.render_unlearn_html`), atomically with the other outputs. Returns the
+    (:func:`medforget.html.render_unlearn_html`), atomically with the other outputs. ``tuning`` is the
+    record of how the parameters were tuned (``medforget tune``); the report then states what tuning
+    cost and after how many requests it pays for itself. Returns the
     report; the caller decides the exit code from ``report.verdict.status``.
     """
     out = Path(out)
@@ -285,7 +291,7 @@ def unlearn(
     retrain_model, retrain_seconds, source, base_sha = None, None, "none", None
     if method == "retrain" and parsed == spec.params():
         # Exact unlearning with the recorded recipe *is* the baseline: train (or reuse) it once.
-        model, retrain_seconds, source, base_sha = _retrain_baseline(ckpt, task, hasher, resolved)
+        model, retrain_seconds, source, base_sha = retrain_baseline(ckpt, task, hasher, resolved)
         method_seconds = retrain_seconds or 0.0
         if baseline == "retrain":
             retrain_model, baseline = model, "done"
@@ -298,7 +304,7 @@ def unlearn(
         base_task = UnlearnTask(
             copy.deepcopy(original), forget, retain, dataset, ckpt.meta.train_config, dev, seed, show_progress
         )
-        retrain_model, retrain_seconds, source, base_sha = _retrain_baseline(ckpt, base_task, hasher, resolved)
+        retrain_model, retrain_seconds, source, base_sha = retrain_baseline(ckpt, base_task, hasher, resolved)
     elif baseline not in ("none", "done"):
         retrain_model, base_sha = _given_baseline(Path(baseline), ckpt, resolved, key, dev)
         source = str(baseline)
@@ -363,6 +369,8 @@ def unlearn(
             retrain_seconds=None if retrain_seconds is None else round(retrain_seconds, 3),
             speedup=round(retrain_seconds / method_seconds, 2) if retrain_seconds and method_seconds else None,
             baseline_source=source,
+            tuning_seconds=tuning.tuning_seconds if tuning is not None else None,
+            tuning_break_even_requests=tuning.break_even_requests if tuning is not None else None,
         ),
         provenance=Provenance(
             dataset=dataset.name,

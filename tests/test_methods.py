@@ -12,7 +12,7 @@ from medforget.checkpoint import load_checkpoint
 from medforget.methods import UnlearnTask, get_method, list_methods
 from medforget.methods._loop import random_wrong_labels
 from medforget.methods.salun import saliency_mask
-from medforget.methods.salun_cra import IGNORE, cra_targets
+from medforget.methods.salun_cra import IGNORE, cra_targets, retain_class_weights
 from medforget.request import design_request, resolve
 
 CPU = torch.device("cpu")
@@ -120,6 +120,23 @@ def test_salun_cra_never_labels_disease_as_healthy(base, breast) -> None:
     labels = torch.arange(7).repeat(20)
     t = cra_targets(labels, [0, 1, 4], 7, torch.Generator().manual_seed(1))
     assert (t[torch.isin(labels, torch.tensor([0, 1, 4]))] == IGNORE).all()
+
+
+def test_salun_cra_retain_weights_restore_the_training_class_balance(base, breast) -> None:
+    task = make_task(base, breast)  # a malignant-heavy 10% request: retain is short of malignant cases
+    w = retain_class_weights(task)
+    n_retain = torch.bincount(task.retain.labels, minlength=2).float()
+    n_train = torch.bincount(breast.train.labels, minlength=2).float()
+    assert w[0] > 1 > w[1]  # malignant (label 0) up-weighted, benign down-weighted
+    weighted = w * n_retain  # the weighted retain set has the training set's class shares
+    assert torch.allclose(weighted / weighted.sum(), n_train / n_train.sum(), atol=1e-6)
+    rnd = resolve(design_request(breast, "random", 0.2, seed=0), breast)
+    ck = base[0]
+    even = UnlearnTask(
+        ck.build_model(CPU), breast.train.subset(rnd.forget_rows), breast.train.subset(rnd.retain_rows), breast,
+        ck.meta.train_config, CPU, 0, False,
+    )  # fmt: skip
+    assert torch.allclose(retain_class_weights(even), torch.ones(2), atol=0.1)  # a random request barely shifts it
 
 
 def test_salun_cra_does_not_learn_disease_is_healthy(base, breast) -> None:

@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.data import to_float
-from medforget.engine import make_optimizer, make_scheduler, progress_bar, seed_everything
+from medforget.engine import compute_clock, make_optimizer, make_scheduler, progress_bar, seed_everything
 from medforget.methods import MethodParams, UnlearnTask
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -130,14 +130,15 @@ def forget_retain_loop(
                 fr = f_order[s * bf : (s + 1) * bf]
                 rr = r_order.roll(-s * br)[:br] if br else r_order[:0]
                 x = to_float(torch.cat([f_img[fr], r_img[rr]])).contiguous(memory_format=fmt)
-                logits = model(x)
-                loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if after_step is not None:
-                    after_step()
+                with compute_clock.running(dev):
+                    logits = model(x)
+                    loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    if after_step is not None:
+                        after_step()
                 bar.update(job, advance=1, info=f"loss {loss.item():.3f}")
                 if target is not None and s + 1 in check_at:
                     acc = forget_accuracy(model, task)

@@ -15,6 +15,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.data import batches
+from medforget.engine import compute_clock
 from medforget.methods import UnlearnTask, register
 from medforget.methods._loop import PairedParams, forget_retain_loop, random_wrong_labels
 from medforget.methods.random_label import mixed_ce
@@ -36,7 +37,8 @@ def saliency_mask(task: UnlearnTask, fraction: float, batch_size: int = 128) -> 
     for x, y, _ in batches(
         task.forget.images.to(dev), task.forget.labels.to(dev), batch_size, channels_last=dev.type == "cpu"
     ):
-        F.cross_entropy(model(x), y, reduction="sum").backward()
+        with compute_clock.running(dev):
+            F.cross_entropy(model(x), y, reduction="sum").backward()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = [p.grad.abs().flatten() if p.grad is not None else torch.zeros(p.numel(), device=dev) for _, p in named]
     flat = torch.cat(grads)

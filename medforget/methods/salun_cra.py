@@ -24,6 +24,26 @@ IGNORE = -100  # F.cross_entropy's ignore_index: the sample gets no label at all
 
 class Params(SalUnParams):
     entropy_weight: float = Field(1.0, ge=0, description="Weight of the max-entropy term for positive forget samples")
+    rebalance_retain: bool = Field(
+        True,
+        description="Weight the retain loss so each class keeps its share of the original training set: a "
+        "disease-heavy request must not teach the model that disease is rarer",
+    )
+
+
+def retain_class_weights(task: UnlearnTask) -> torch.Tensor:
+    """Per-class weights ``prior_train / prior_retain``.
+
+    Removing mostly-positive samples shifts the retain set's class balance toward "healthy", and
+    fine-tuning on it moves the decision threshold the same way: missed disease. Weighting restores
+    the class balance the original model was trained under (a class absent from retain gets 0).
+    """
+    k = task.num_classes
+    n_train = torch.bincount(torch.cat([task.forget.labels, task.retain.labels]), minlength=k).float()
+    n_retain = torch.bincount(task.retain.labels, minlength=k).float()
+    prior_train = n_train / n_train.sum()
+    prior_retain = n_retain / n_retain.sum()
+    return torch.where(n_retain > 0, prior_train / prior_retain.clamp_min(1e-12), torch.zeros(k))
 
 
 def cra_targets(labels: torch.Tensor, positive: list[int], num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -35,10 +55,11 @@ def cra_targets(labels: torch.Tensor, positive: list[int], num_classes: int, gen
 @register("salun-cra", Params, summary="SalUn, but disease forget samples go to max entropy, never to 'healthy'")
 def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
     targets = cra_targets(task.forget.labels, task.positive, task.num_classes, torch.Generator().manual_seed(task.seed))
+    weight = retain_class_weights(task).to(task.device) if p.rebalance_retain else None
 
     def objective(lf, yf, rows, lr, yr):
         pos = yf == IGNORE
-        total = F.cross_entropy(lr, yr, reduction="sum")
+        total = F.cross_entropy(lr, yr, weight=weight, reduction="sum")
         if (~pos).any():
             total = total + F.cross_entropy(lf[~pos], yf[~pos], reduction="sum")
         if pos.any():

@@ -16,7 +16,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.data import to_float
-from medforget.engine import make_optimizer, progress_bar, seed_everything
+from medforget.engine import compute_clock, make_optimizer, progress_bar, seed_everything
 from medforget.methods import UnlearnTask, register
 from medforget.methods._loop import PairedParams
 
@@ -49,14 +49,15 @@ def scrub(task: UnlearnTask, p: Params) -> nn.Module:
 
     def step(images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, maximise: bool) -> float:
         x = to_float(images[rows]).contiguous(memory_format=fmt)
-        out = student(x)
-        with torch.no_grad():
-            target = teacher(x)
-        kl = _kl(out, target, p.temperature)
-        loss = -kl if maximise else p.kl_weight * kl + p.ce_weight * F.cross_entropy(out, labels[rows])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with compute_clock.running(dev):
+            out = student(x)
+            with torch.no_grad():
+                target = teacher(x)
+            kl = _kl(out, target, p.temperature)
+            loss = -kl if maximise else p.kl_weight * kl + p.ce_weight * F.cross_entropy(out, labels[rows])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         return loss.item()
 
     student.train()

@@ -14,6 +14,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.data import Split, batches
+from medforget.engine import compute_clock
 from medforget.methods import MethodParams, UnlearnTask, register
 
 
@@ -30,11 +31,12 @@ def importance(model: nn.Module, split: Split, device: torch.device, batch_size:
     for x, y, _ in batches(
         split.images.to(device), split.labels.to(device), batch_size, channels_last=device.type == "cpu"
     ):
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        for n, p in model.named_parameters():
-            if p.grad is not None:
-                imp[n] += p.grad.detach() ** 2
+        with compute_clock.running(device):
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    imp[n] += p.grad.detach() ** 2
         n_batches += 1
     model.zero_grad(set_to_none=True)
     return {n: v / max(n_batches, 1) for n, v in imp.items()}
