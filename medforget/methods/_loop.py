@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.data import to_float
+from medforget.data import Split, to_float
 from medforget.engine import compute_clock, make_optimizer, make_scheduler, progress_bar, seed_everything
 from medforget.methods import MethodParams, UnlearnTask
 
@@ -49,7 +49,15 @@ class PairedParams(OptimParams):
         description="Stop once forget accuracy falls to the original model's held-out accuracy for the same class "
         "mix: forget samples then look like unseen ones, as after retraining",
     )
-    checks_per_epoch: int = Field(2, ge=1, description="How often per epoch the early-stop test runs")
+    check_every: int = Field(
+        3,
+        ge=1,
+        description="Steps between early-stop tests: a large forget set is forgotten (and overshoots) well within "
+        "one epoch",
+    )
+    check_samples: int = Field(
+        256, ge=16, description="Forget samples each early-stop test scores (a fixed random subset if there are more)"
+    )
 
 
 def unseen_accuracy(task: UnlearnTask) -> float:
@@ -72,10 +80,12 @@ def unseen_accuracy(task: UnlearnTask) -> float:
     return float(sum(a * int(n) for a, n in zip(acc, counts, strict=True)) / max(int(counts.sum()), 1))
 
 
-def forget_accuracy(model: nn.Module, task: UnlearnTask) -> float:
+def forget_accuracy(model: nn.Module, task: UnlearnTask, split: Split | None = None) -> float:
+    """Accuracy on the forget set (or on ``split``, a subset of it), in eval mode."""
     from medforget.engine import predict
 
-    return float((predict(model, task.forget, task.device).argmax(1) == task.forget.labels).float().mean())
+    split = task.forget if split is None else split
+    return float((predict(model, split, task.device).argmax(1) == split.labels).float().mean())
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -119,7 +129,12 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     target = unseen_accuracy(task) if p.early_stop else None
-    check_at = {round(steps * (k + 1) / p.checks_per_epoch) for k in range(p.checks_per_epoch)}
+    probe = task.forget  # what each early-stop test scores: all forget samples, or a fixed random subset
+    if n_f > p.check_samples:
+        probe = task.forget.subset(
+            torch.randperm(n_f, generator=torch.Generator().manual_seed(task.seed))[: p.check_samples]
+        )
+    step = 0
     model.train()
     with progress_bar(task.show_progress) as bar:
         job = bar.add_task(description, total=p.epochs * steps, info="")
@@ -140,8 +155,9 @@ def forget_retain_loop(
                     if after_step is not None:
                         after_step()
                 bar.update(job, advance=1, info=f"loss {loss.item():.3f}")
-                if target is not None and s + 1 in check_at:
-                    acc = forget_accuracy(model, task)
+                step += 1
+                if target is not None and step % p.check_every == 0:
+                    acc = forget_accuracy(model, task, probe)
                     model.train()
                     if acc <= target:
                         bar.update(job, info=f"forget acc {acc:.3f} <= unseen {target:.3f}: stop")
