@@ -182,6 +182,9 @@ def tune(
     space = search_space(method, params)
     fixed = dict(fixed or {})
     spec.parse_params(fixed)  # a bad fixed parameter fails now, not after the retrain
+    space = {k: v for k, v in space.items() if k not in fixed}  # a fixed parameter is not searched
+    if not space:
+        raise MedforgetError("every tunable parameter is fixed with --param: nothing left to search")
     start = time.perf_counter()
     ckpt = load_checkpoint(checkpoint, key=key)
     dataset = load_from_spec(ckpt.meta.dataset.spec, data_root, manifest)
@@ -202,6 +205,7 @@ def tune(
     sets = {"retain": retain, "forget": forget, "test": dataset.val}  # validation stands in for test
     base_eval = evaluate(base_model, sets, dataset, dev, 5.0, 1.0, seed)
     trial_seconds: dict[int, float] = {}
+    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
 
     def objective(trial: optuna.Trial) -> float:
         values: dict[str, Any] = dict(fixed)
@@ -220,14 +224,17 @@ def tune(
             (ev.test.fnr - base_eval.test.fnr) if ev.test.fnr is not None and base_eval.test.fnr is not None else 0.0
         )
         trial.set_user_attr("fnr_increase", fnr_up)
-        trial.set_user_attr("constraint", [fnr_up - fnr_slack])
+        if native_constraints:  # Optuna >= 5
+            trial.set_constraint("fnr_increase", fnr_up - fnr_slack)
+        else:
+            trial.set_user_attr("constraint", [fnr_up - fnr_slack])
         return float(avg if avg is not None else 1.0)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(
         seed=seed,
         n_startup_trials=min(5, trials),
-        constraints_func=lambda t: t.user_attrs.get("constraint", [1.0]),
+        **({} if native_constraints else {"constraints_func": lambda t: t.user_attrs.get("constraint", [1.0])}),
     )
     study = optuna.create_study(direction="minimize", sampler=sampler)
     baseline_defaults = {k: v for k, v in spec.params().model_dump().items() if k in space}
