@@ -6,6 +6,13 @@ missing data (one clear line, nothing written), 3 a verification verdict failed
 (outputs are still written, so the failure can be inspected).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
@@ -28,3 +35,10 @@ class CheckpointError(MedforgetError):
 
 class RequestError(MedforgetError):
     """A deletion request is malformed or cannot be applied to this model."""
+
+
+def first_problem(exc: ValidationError, whole: str) -> str:
+    """The first error pydantic found, as ``<dotted.location>: <message>`` (``whole`` names the document
+    when the error is about all of it): bad input is reported in one line, not a page of tracebacks."""
+    err = exc.errors()[0]
+    return f"{'.'.join(str(x) for x in err['loc']) or whole}: {err['msg']}"

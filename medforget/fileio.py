@@ -1,4 +1,4 @@
-"""Atomic, no-clobber file writing.
+"""Atomic, no-clobber file writing, and reading the config documents users hand in.
 
 A hospital must never lose a model or find a half-written one: every output is
 written to a temporary file in the destination folder, flushed to disk, then
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from medforget.errors import MedforgetError
 
@@ -78,3 +80,32 @@ def cache_dir() -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_document(path: Path, what: str) -> Any:
+    """Parse a JSON, TOML or YAML file (chosen by suffix; JSON otherwise).
+
+    Any problem (unreadable file, syntax error) becomes one line naming ``what`` and the file.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MedforgetError(f"cannot read {what} {path}: {exc.strerror}") from None
+    kind = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}.get(path.suffix.lower(), "JSON")
+    try:
+        if kind == "TOML":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            return tomllib.loads(text)
+        if kind == "YAML":
+            import yaml
+
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError as exc:  # not a ValueError: normalise it
+                raise ValueError(str(exc)) from None
+        return json.loads(text)
+    except ValueError as exc:
+        raise MedforgetError(f"{what} {path} is not valid {kind}: {exc}".replace("\n", " ")) from None

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medforget.data import Dataset, Split
-from medforget.errors import RequestError
+from medforget.errors import RequestError, first_problem
 from medforget.keys import HashedIds
 
 
@@ -55,9 +55,7 @@ def parse_request(text: str, source: str = "request") -> DeletionRequest:
     try:
         return DeletionRequest.model_validate(data)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or "request"
-        raise RequestError(f"{source}: field {where}: {e['msg']}") from None
+        raise RequestError(f"{source}: field {first_problem(exc, 'request')}") from None
 
 
 def read_request(path: str | Path) -> DeletionRequest:

@@ -45,8 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from medforget import __version__
 from medforget.data import Dataset, DataSpec, load_dataset
 from medforget.engine import TrainConfig, compute_clock, stderr
-from medforget.errors import MedforgetError
-from medforget.fileio import atomic_path, cache_dir
+from medforget.errors import MedforgetError, first_problem
+from medforget.fileio import atomic_path, cache_dir, read_document
 from medforget.methods import get_method, list_methods
 from medforget.report import UnlearnReport
 from medforget.request import design_request
@@ -138,26 +138,9 @@ def load_study_config(path: str | Path) -> StudyConfig:
     """Read a TOML or YAML study config; any problem becomes one clear line."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise MedforgetError(f"cannot read study config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = _toml_loads(text)
-    except ValueError as exc:  # tomllib.TOMLDecodeError and yaml.YAMLError (re-raised below) are ValueErrors
-        raise MedforgetError(f"study config {path} is not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError is not a ValueError
-        raise MedforgetError(f"study config {path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    try:
-        cfg = StudyConfig.model_validate(data)
+        cfg = StudyConfig.model_validate(read_document(path, "study config"))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise MedforgetError(f"study config {path}: {where}: {err['msg']}") from None
+        raise MedforgetError(f"study config {path}: {first_problem(exc, '(top level)')}") from None
     for m in cfg.methods:
         if m.config is not None:
             cfg_path = (path.parent / m.config) if not Path(m.config).is_absolute() else Path(m.config)
@@ -165,14 +148,6 @@ def load_study_config(path: str | Path) -> StudyConfig:
             if not cfg_path.exists():
                 raise MedforgetError(f"study config {path}: method {m.name}: config file {cfg_path} not found")
     return cfg
-
-
-def _toml_loads(text: str) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(text)
 
 
 def method_params(run: MethodRun) -> dict[str, Any]:
@@ -199,10 +174,10 @@ def original_key(spec: DataSpec, recipe: TrainConfig) -> str:
 
 def ensure_original(
     dataset: Dataset, recipe: TrainConfig, device: str = "auto", show_progress: bool = True
-) -> tuple[Path, bool]:
+) -> tuple[Path, str, bool]:
     """The cached original model for ``dataset`` and ``recipe``, trained now if missing.
 
-    Returns ``(path, trained_now)``. A damaged cache entry is retrained, never trusted.
+    Returns ``(path, sha256, trained_now)``. A damaged cache entry is retrained, never trusted.
     """
     from medforget.checkpoint import load_checkpoint
     from medforget.errors import CheckpointError
@@ -211,13 +186,12 @@ def ensure_original(
     path = cache_dir() / "originals" / f"{original_key(dataset.spec, recipe)}.safetensors"
     if path.exists():
         try:
-            load_checkpoint(path)
-            return path, False
+            return path, load_checkpoint(path).sha256, False
         except CheckpointError:
             path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    train(dataset, recipe, path, device=device, force=True, show_progress=show_progress)
-    return path, True
+    summary = train(dataset, recipe, path, device=device, force=True, show_progress=show_progress)
+    return path, summary.sha256, True
 
 
 # --------------------------------------------------------------------------- runs
@@ -504,7 +478,6 @@ def run_study(
     plots: bool = True,
 ) -> StudyResult:
     """Run (or resume) every cell of the grid, then write results, summary, plots and ``study.json``."""
-    from medforget.checkpoint import load_checkpoint
     from medforget.unlearn import unlearn
 
     out = Path(out_dir) if out_dir is not None else Path("studies/out") / cfg.name
@@ -532,9 +505,8 @@ def run_study(
     with _grid_progress(total, show_progress) as (bar, job), _resume_hint(out, lambda: done):
         for dc, ds in datasets:
             bar.update(job, info=f"{ds.name}: original model")
-            original, fresh = ensure_original(ds, dc.train, cfg.device, show_progress=False)
+            original, sha, fresh = ensure_original(ds, dc.train, cfg.device, show_progress=False)
             trained += fresh
-            sha = load_checkpoint(original).sha256
             bar.advance(job, _estimate(len(ds.train), dc.train, 0)["original"])
             for fd in cfg.forget:
                 for seed in cfg.seeds:

@@ -16,7 +16,6 @@ later report can say how many requests amortise it.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medforget import __version__
-from medforget.errors import MedforgetError
-from medforget.fileio import atomic_path, check_writable
+from medforget.errors import MedforgetError, first_problem
+from medforget.fileio import atomic_path, check_writable, read_document
 
 CONFIG_FORMAT = "medforget.method-config/1"
 
@@ -85,22 +84,10 @@ class MethodConfig(BaseModel):
 
 
 def read_method_config(path: str | Path, method: str | None = None) -> MethodConfig:
-    """Read a method config (JSON or TOML). Besides the ``{method, params}`` form written by ``tune``,
+    """Read a method config (JSON, TOML or YAML). Besides the ``{method, params}`` form written by ``tune``,
     a table named after the method or a flat table of parameters is accepted."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise MedforgetError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            from medforget.study import _toml_loads
-
-            data = _toml_loads(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:
-        raise MedforgetError(f"config {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
+    data = read_document(path, "config")
     if not isinstance(data, dict):
         raise MedforgetError(f"config {path} must hold a table of parameters")
     if "params" in data:
@@ -110,8 +97,7 @@ def read_method_config(path: str | Path, method: str | None = None) -> MethodCon
         try:
             return MethodConfig.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise MedforgetError(f"config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            raise MedforgetError(f"config {path}: {first_problem(exc, 'config')}") from None
     if method is None:
         raise MedforgetError(f"config {path} does not say which method it is for")
     params = data[method] if isinstance(data.get(method), dict) else data

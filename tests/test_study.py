@@ -84,6 +84,8 @@ forget:
   - {name: random20, design: random, fraction: 0.2}
   - {name: malignant-only10, design: positive-only, fraction: 0.1}
 """
+    with pytest.raises(MedforgetError, match="is not valid YAML"):
+        load_study_config(write(tmp_path, "name: [tiny", "broken.yaml"))
     a = load_study_config(write(tmp_path, yaml_text, "s.yaml"))
     b = load_study_config(write(tmp_path, TINY.format(fraction=0.1)))
     assert a == b

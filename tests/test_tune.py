@@ -90,6 +90,8 @@ def test_tune_refuses_bad_input_before_any_work(breast_ckpt: Path, tmp_path: Pat
         assert res.exit_code == 2, (args, res.stderr)
         assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "t.json").exists()
+    res = runner.invoke(app, ["tune", "-c", str(breast_ckpt), "-o", str(tmp_path / "t.toml"), "--quiet"])
+    assert res.exit_code == 2 and "name it *.json" in res.stderr and not (tmp_path / "t.toml").exists()
 
 
 def test_method_config_forms(tmp_path: Path) -> None:

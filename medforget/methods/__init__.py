@@ -23,7 +23,7 @@ from torch import nn
 
 from medforget.data import Dataset, Split
 from medforget.engine import TrainConfig
-from medforget.errors import MedforgetError
+from medforget.errors import MedforgetError, first_problem
 
 
 class MethodParams(BaseModel):
@@ -79,9 +79,7 @@ class Method(Generic[P]):
         try:
             return self.params(**(overrides or {}))
         except ValidationError as exc:
-            e = exc.errors()[0]
-            where = ".".join(str(x) for x in e["loc"]) or "params"
-            raise MedforgetError(f"{self.name}: parameter {where}: {e['msg']}") from None
+            raise MedforgetError(f"{self.name}: parameter {first_problem(exc, 'params')}") from None
 
     def __call__(self, task: UnlearnTask, params: P) -> nn.Module:
         return self.fn(task, params)
