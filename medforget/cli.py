@@ -464,6 +464,9 @@ def study(
     ] = None,
     data_root: DataRoot = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write the PNG plots")] = True,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Run nothing: summarise the runs finished so far, list the rest")
+    ] = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -471,7 +474,7 @@ def study(
     from medforget.study import load_study_config, read_results, run_study, summarise
 
     cfg = load_study_config(config)
-    result = run_study(cfg, out, data_root=data_root, show_progress=not quiet, plots=plots)
+    result = run_study(cfg, out, data_root=data_root, show_progress=not quiet, plots=plots, report_only=report_only)
     if json_out:
         print_json(result)
         return
@@ -486,8 +489,9 @@ def study(
         console.print(f"• {f}")
     t = result.timings
     console.print(
-        f"{t.runs_done} runs done, {t.runs_reused} reused; {t.wall_seconds:.0f} s, "
-        f"{100 * t.overhead_fraction:.1f}% outside forward/backward passes"
+        f"{t.runs_done} runs done, {t.runs_reused} reused"
+        + (f", {t.runs_missing} not finished yet (left out)" if t.runs_missing else "")
+        + f"; {t.wall_seconds:.0f} s, {100 * t.overhead_fraction:.1f}% outside forward/backward passes"
     )
     console.print(f"wrote {result.results_csv}, {result.summary_md} and {len(result.plots)} plots")
 

@@ -173,11 +173,12 @@ def original_key(spec: DataSpec, recipe: TrainConfig) -> str:
 
 
 def ensure_original(
-    dataset: Dataset, recipe: TrainConfig, device: str = "auto", show_progress: bool = True
-) -> tuple[Path, str, bool]:
+    dataset: Dataset, recipe: TrainConfig, device: str = "auto", show_progress: bool = True, train_missing: bool = True
+) -> tuple[Path, str, bool] | None:
     """The cached original model for ``dataset`` and ``recipe``, trained now if missing.
 
-    Returns ``(path, sha256, trained_now)``. A damaged cache entry is retrained, never trusted.
+    Returns ``(path, sha256, trained_now)``, or None when it is missing and ``train_missing`` is off.
+    A damaged cache entry is retrained, never trusted.
     """
     from medforget.checkpoint import load_checkpoint
     from medforget.errors import CheckpointError
@@ -189,6 +190,8 @@ def ensure_original(
             return path, load_checkpoint(path).sha256, False
         except CheckpointError:
             path.unlink(missing_ok=True)
+    if not train_missing:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = train(dataset, recipe, path, device=device, force=True, show_progress=show_progress)
     return path, summary.sha256, True
@@ -395,6 +398,7 @@ class StudyTimings(BaseModel):
     originals_trained: int
     runs_done: int
     runs_reused: int
+    runs_missing: int = Field(0, description="Grid cells left out by a report-only invocation (not run yet)")
 
 
 class StudyResult(BaseModel):
@@ -476,8 +480,13 @@ def run_study(
     show_progress: bool = True,
     command: str | None = None,
     plots: bool = True,
+    report_only: bool = False,
 ) -> StudyResult:
-    """Run (or resume) every cell of the grid, then write results, summary, plots and ``study.json``."""
+    """Run (or resume) every cell of the grid, then write results, summary, plots and ``study.json``.
+
+    ``report_only`` trains and runs nothing: it summarises the runs already finished (for example while
+    another process is still working through the grid) and counts the rest as missing.
+    """
     from medforget.unlearn import unlearn
 
     out = Path(out_dir) if out_dir is not None else Path("studies/out") / cfg.name
@@ -501,11 +510,15 @@ def run_study(
             est = _estimate(len(ds.train), dc.train, n_f[fd.name])
             total += len(cfg.seeds) * (est["retrain"] + est["method"] * sum(m.method != "retrain" for m in cfg.methods))
     records: list[RunRecord] = []
-    trained = done = reused = 0
+    trained = done = reused = missing = 0
     with _grid_progress(total, show_progress) as (bar, job), _resume_hint(out, lambda: done):
         for dc, ds in datasets:
             bar.update(job, info=f"{ds.name}: original model")
-            original, sha, fresh = ensure_original(ds, dc.train, cfg.device, show_progress=False)
+            found = ensure_original(ds, dc.train, cfg.device, show_progress=False, train_missing=not report_only)
+            if found is None:  # report-only and no original yet: nothing of this dataset can have run
+                missing += len(cfg.forget) * len(cfg.seeds) * len(cfg.methods)
+                continue
+            original, sha, fresh = found
             trained += fresh
             bar.advance(job, _estimate(len(ds.train), dc.train, 0)["original"])
             for fd in cfg.forget:
@@ -520,13 +533,17 @@ def run_study(
                         path = out / "runs" / ds.name / fd.name / f"seed{seed}" / f"{m.name}.json"
                         rec = _read_run(path, key)
                         cost = est["retrain"] if m.method == "retrain" else est["method"]
+                        if rec is None and report_only:
+                            missing += 1
+                            continue
                         if rec is None:
                             bar.update(job, info=f"{ds.name} {fd.name} seed {seed}: {m.name}")
+                            scratch = out / f".scratch-{os.getpid()}.safetensors"  # studies may share an out dir
                             report = unlearn(
                                 original,
                                 req,
                                 m.method,
-                                out / ".scratch.safetensors",
+                                scratch,
                                 params=params[m.name],
                                 data_root=data_root,
                                 manifest=dc.manifest,
@@ -538,7 +555,7 @@ def run_study(
                                 show_progress=False,
                                 allow_class_removal=True,
                             )
-                            (out / ".scratch.safetensors").unlink(missing_ok=True)  # reports, not 45 MB per run
+                            scratch.unlink(missing_ok=True)  # reports, not 45 MB per run
                             rec = RunRecord(
                                 key=key,
                                 dataset=ds.name,
@@ -573,6 +590,7 @@ def run_study(
         originals_trained=trained,
         runs_done=done,
         runs_reused=reused,
+        runs_missing=missing,
     )
     result = StudyResult(
         name=cfg.name,
@@ -613,7 +631,8 @@ def write_summary(result: StudyResult, rows: list[dict[str, Any]], path: Path) -
         ),
         f"- This invocation: wall time {t.wall_seconds:.0f} s, of which {100 * (1 - t.overhead_fraction):.1f}% in "
         f"forward/backward passes; {t.originals_trained} original model(s) trained, {t.runs_done} runs done, "
-        f"{t.runs_reused} reused from an earlier invocation",
+        f"{t.runs_reused} reused from an earlier invocation"
+        + (f"; **{t.runs_missing} runs of the grid not finished yet (left out)**" if t.runs_missing else ""),
         f"- Compute of all {len(rows)} runs as first done (every method and retrain, original models excluded): "
         f"{sum(r['method_seconds'] or 0.0 for r in rows):.0f} s",
         "",

@@ -155,6 +155,29 @@ def test_study_cli_prints_summary_and_json(tiny_study) -> None:
     assert StudyResult.model_validate_json(res.stdout).timings.runs_reused == 4
 
 
+def test_report_only_summarises_finished_runs_and_runs_nothing(tiny_study, tmp_path: Path) -> None:
+    _, out, _ = tiny_study
+    config = out.parent / "study.toml"
+    unfinished = out / "runs" / "breastmnist" / "random20" / "seed0" / "ft-1.json"
+    unfinished.unlink()  # as if another process were still working on it
+    args = ["study", str(config), "--out", str(out), "--quiet", "--no-plots", "--report-only", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    t = StudyResult.model_validate_json(res.stdout).timings
+    assert (t.runs_done, t.runs_reused, t.runs_missing, t.originals_trained) == (0, 3, 1, 0)
+    assert not unfinished.exists()
+    with open(out / "results.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+    assert "1 runs of the grid not finished yet" in (out / "summary.md").read_text()
+    # A recipe whose original model was never trained: report-only must not train it either.
+    other = write(tmp_path, TINY.format(fraction=0.1).replace("epochs = 2", "epochs = 3"))
+    res = runner.invoke(app, ["study", str(other), "--out", str(tmp_path / "o"), "--quiet", "--no-plots",
+                              "--report-only", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    t = StudyResult.model_validate_json(res.stdout).timings
+    assert (t.originals_trained, t.runs_missing, t.runs_reused) == (0, 4, 0)
+
+
 def test_patient_design_withdraws_whole_patients(tmp_path: Path) -> None:
     from conftest import write_png_dataset
 
