@@ -19,7 +19,9 @@ single-threaded worker per core with different ``--seeds`` or ``--methods``, the
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,8 @@ def main() -> None:
             "device": "cpu",
         }
     )
-    result = run_study(cfg, args.out_dir, show_progress=False, report_only=args.report_only)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    result = run_study(cfg, args.out_dir, show_progress=False, command=command, report_only=args.report_only)
     rows = read_results(result.results_csv)
     table = markdown_table(*summarise(rows)) + "\n\nTargets (issue 3):\n\n" + targets_table(rows)
     notes = (
