@@ -24,7 +24,7 @@ from _results import append, markdown_table
 from medforget.checkpoint import load_checkpoint
 from medforget.data import Split, load_from_spec
 from medforget.engine import predict
-from medforget.request import design_request
+from medforget.request import design_request, resolve
 from medforget.unlearn import unlearn
 
 
@@ -58,12 +58,8 @@ def main() -> None:
     dev = torch.device("cpu")
     ds = load_from_spec(load_checkpoint(args.original).meta.dataset.spec)
     req = design_request(ds, args.design, args.fraction, args.seed)
-    wanted = set(req.sample_ids)
-    rows_f = torch.tensor([i for i, s in enumerate(ds.train.sample_ids) if s in wanted])
-    forget = ds.train.subset(rows_f)
-    keep = torch.ones(len(ds.train), dtype=torch.bool)
-    keep[rows_f] = False
-    retain = ds.train.subset(torch.nonzero(keep).flatten())
+    resolved = resolve(req, ds, allow_class_removal=True)  # the same rows unlearn() forgets and retains
+    forget, retain = ds.train.subset(resolved.forget_rows), ds.train.subset(resolved.retain_rows)
     rows = []
     for method in args.methods:
         out = os.path.join(tempfile.mkdtemp(), "unlearned.safetensors")

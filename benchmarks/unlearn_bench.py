@@ -39,10 +39,10 @@ DESIGNS = {
     "disease-heavy20": {"design": "positive-heavy", "fraction": 0.2},
 }
 
-TARGETS = [  # (label, methods, column, limit in percent points): the issue-3 targets, each "at or under"
-    ("time / retrain <= 10%", ("salun", "salun-cra"), "time_fraction", 10.0),
-    ("avg gap < 3 pts", ("salun", "salun-cra"), "average_gap", 3.0),
-    ("test FNR - retrain <= 1 pt", ("salun-cra",), "test_fnr_increase", 1.0),
+TARGETS = [  # (label, methods, column, limit in percent points, strict): the issue-3 targets
+    ("time / retrain <= 10%", ("salun", "salun-cra"), "time_fraction", 10.0, False),
+    ("avg gap < 3 pts", ("salun", "salun-cra"), "average_gap", 3.0, True),
+    ("test FNR - retrain <= 1 pt", ("salun-cra",), "test_fnr_increase", 1.0, False),
 ]
 
 
@@ -50,11 +50,11 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
     """One line per (target, method, dataset, forget set): the mean over seeds, the worst seed, met or not.
 
     A target is met on a cell when the mean over seeds is within the limit; the worst seed is shown so a
-    mean that hides one bad seed is visible. (The gap target is strict: under 3.)
+    mean that hides one bad seed is visible.
     """
     header = ["target", "method", "dataset", "forget set", "seeds", "mean", "worst seed", "met"]
     body = []
-    for label, methods, column, limit in TARGETS:
+    for label, methods, column, limit, strict in TARGETS:
         for method in methods:
             cells: dict[tuple[str, str], list[float]] = {}
             for r in rows:
@@ -62,13 +62,12 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
                     cells.setdefault((r["dataset"], r["forget"]), []).append(100 * r[column])
             for (dataset, forget), vals in cells.items():
                 mean = statistics.mean(vals)
-                met = mean < limit if column == "average_gap" else mean <= limit
+                met = mean < limit if strict else mean <= limit
                 body.append(
                     [label, method, dataset, forget, str(len(vals)), f"{mean:.1f}", f"{max(vals):.1f}",
                      "yes" if met else "no"]
                 )  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+    return markdown_table(header, body)
 
 
 def main() -> None:
