@@ -32,7 +32,7 @@ def main() -> None:
     rows_before = read_results(last.results_csv)
     run_cost = sum(r["method_seconds"] or 0.0 for r in rows_before)
     t0 = time.perf_counter()
-    again = run_study(cfg, args.out, show_progress=False)
+    again = run_study(cfg, args.out)
     rerun = time.perf_counter() - t0
     t = last.timings
     table = markdown_table(

@@ -14,18 +14,18 @@ shift rather than by forgetting the requested images.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 
 import torch
 import torch.nn.functional as F
 from _results import append, markdown_table
 
 from medforget.checkpoint import load_checkpoint
+from medforget.config import UnlearnSettings
 from medforget.data import Split, load_from_spec
 from medforget.engine import predict
 from medforget.request import design_request, resolve
-from medforget.unlearn import unlearn
+from medforget.session import open_task
+from medforget.unlearn import run_unlearning
 
 
 def fit_bias(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -62,9 +62,9 @@ def main() -> None:
     forget, retain = ds.train.subset(resolved.forget_rows), ds.train.subset(resolved.retain_rows)
     rows = []
     for method in args.methods:
-        out = os.path.join(tempfile.mkdtemp(), "unlearned.safetensors")
-        report = unlearn(args.original, req, method, out, device="cpu", seed=args.seed, show_progress=False)
-        model = load_checkpoint(out).build_model(dev)
+        task = open_task(args.original, req, device="cpu", allow_class_removal=True)
+        result = run_unlearning(task, UnlearnSettings(method=method, seed=args.seed, device="cpu"))
+        report, model = result.report, result.model
         logits = {name: predict(model, s, dev) for name, s in (("val", ds.val), ("test", ds.test),
                                                                  ("forget", forget), ("retain", retain))}  # fmt: skip
         bias = fit_bias(logits["val"], ds.val.labels)

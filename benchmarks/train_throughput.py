@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from _results import append, markdown_table
 
+from medforget.config import TrainConfig
 from medforget.data import load_medmnist
-from medforget.engine import TrainConfig, build_model, fit, make_optimizer
+from medforget.engine import build_model, fit, make_optimizer
 
 
 def raw_throughput(model: torch.nn.Module, cfg: TrainConfig, shape: tuple[int, ...], steps: int) -> float:
@@ -54,10 +55,9 @@ def main() -> None:
         ds.train.subset(range(2 * cfg.batch_size)),
         cfg.model_copy(update={"epochs": 1}),
         dev,
-        show_progress=False,
     )
     start = time.perf_counter()
-    result = fit(model, ds.train, cfg, dev, show_progress=False)
+    result = fit(model, ds.train, cfg, dev)
     pipeline = result.images_seen / (time.perf_counter() - start)
     steps = max(args.epochs * len(ds.train) // cfg.batch_size, 5)
     raw = raw_throughput(build_model(cfg, ds, dev), cfg, tuple(ds.train.images.shape[1:]), steps)

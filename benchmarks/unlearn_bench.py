@@ -26,18 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from _results import append
+from bench_designs import DESIGNS, RECIPES
 
 from medforget.methods import list_methods
 from medforget.study import StudyConfig, markdown_table, read_results, run_study, summarise
-
-RECIPES = {  # CPU-sized recipes (2 cores): BreastMNIST 20 epochs, PneumoniaMNIST 6 epochs
-    "breastmnist": {"arch": "resnet18", "epochs": 20, "batch_size": 128, "lr": 1e-3, "seed": 0},
-    "pneumoniamnist": {"arch": "resnet18", "epochs": 6, "batch_size": 128, "lr": 1e-3, "seed": 0},
-}
-DESIGNS = {
-    "random20": {"design": "random", "fraction": 0.2},
-    "disease-heavy20": {"design": "positive-heavy", "fraction": 0.2},
-}
 
 TARGETS = [  # (label, methods, column, limit in percent points, strict): the issue-3 targets
     ("time / retrain <= 10%", ("salun", "salun-cra"), "time_fraction", 10.0, False),
@@ -94,7 +86,7 @@ def main() -> None:
         }
     )
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    result = run_study(cfg, args.out_dir, show_progress=False, command=command, report_only=args.report_only)
+    result = run_study(cfg, args.out_dir, command=command, report_only=args.report_only)
     rows = read_results(result.results_csv)
     table = markdown_table(*summarise(rows)) + "\n\nTargets (issue 3):\n\n" + targets_table(rows)
     notes = (

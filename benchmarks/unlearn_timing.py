@@ -18,9 +18,11 @@ os.environ["MEDFORGET_CACHE_DIR"] = tempfile.mkdtemp()  # before medforget is im
 from _results import append, markdown_table
 
 from medforget.checkpoint import load_checkpoint
+from medforget.config import UnlearnSettings
 from medforget.data import load_from_spec
 from medforget.request import design_request
-from medforget.unlearn import unlearn
+from medforget.session import open_task
+from medforget.unlearn import run_unlearning
 
 ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("original")
@@ -35,16 +37,8 @@ ds = load_from_spec(load_checkpoint(args.original).meta.dataset.spec)
 req = design_request(ds, args.design, args.fraction, args.seed)
 rows = []
 for m in args.methods:
-    r = unlearn(
-        args.original,
-        req,
-        m,
-        os.path.join(tempfile.mkdtemp(), "out.safetensors"),
-        params=params,
-        device="cpu",
-        seed=args.seed,
-        show_progress=False,
-    )
+    task = open_task(args.original, req, device="cpu", allow_class_removal=True)
+    r = run_unlearning(task, UnlearnSettings(method=m, params=params, seed=args.seed, device="cpu")).report
     rows.append(
         [
             ds.name,

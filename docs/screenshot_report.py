@@ -59,28 +59,29 @@ def build_report(work: Path, html_out: Path, epochs: int, save_report: Path | No
     """Train, unlearn with salun-cra against a retrain baseline, and write the HTML report."""
     os.environ["MEDFORGET_CACHE_DIR"] = str(work / "cache")  # keep the retrain baseline out of the user cache
     from medforget.data import load_medmnist
-    from medforget.engine import TrainConfig
+    from medforget.config import TrainConfig, UnlearnSettings
+    from medforget.data import DataPaths
     from medforget.request import read_request
     from medforget.train import train
-    from medforget.unlearn import unlearn
+    from medforget.unlearn import Outputs, unlearn
 
     plain = load_medmnist("breastmnist")
     manifest = write_demo_manifest(work / "manifest.csv", {name: len(s) for name, s in plain.splits.items()})
     dataset = load_medmnist("breastmnist", manifest=manifest)
     ckpt = work / "breast.safetensors"
     cfg = TrainConfig(arch="resnet10", epochs=epochs, batch_size=32, lr=1e-3, seed=0)
-    train(dataset, cfg, ckpt, device="cpu", show_progress=False)
+    train(dataset, cfg, ckpt, device="cpu")
     report = unlearn(
         ckpt,
         read_request(REQUEST),
-        "salun-cra",
-        work / "breast.salun-cra.safetensors",
-        report_path=work / "breast.salun-cra.report.json",
-        manifest=manifest,
-        device="cpu",
-        show_progress=False,
-        html_path=html_out,
-        force=True,
+        UnlearnSettings(method="salun-cra", device="cpu"),
+        Outputs(
+            checkpoint=work / "breast.salun-cra.safetensors",
+            report=work / "breast.salun-cra.report.json",
+            html=html_out,
+            force=True,
+        ),
+        data=DataPaths(manifest=manifest),
     )
     print(f"verdict: {report.verdict.status}: {report.verdict.summary}")
     print(f"wrote {html_out}")
@@ -91,11 +92,12 @@ def build_report(work: Path, html_out: Path, epochs: int, save_report: Path | No
 
 def render_from(report_json: Path, html_out: Path) -> None:
     """Re-render the page from a saved JSON report: the page is a function of the report alone."""
-    from medforget.html import write_unlearn_html
-    from medforget.report import UnlearnReport
+    from medforget.fileio import commit
+    from medforget.render.html import render_unlearn_html
+    from medforget.verify.report import UnlearnReport
 
     report = UnlearnReport.model_validate_json(report_json.read_text())
-    write_unlearn_html(report, html_out, force=True)
+    commit({html_out: render_unlearn_html(report).encode("utf-8")}, force=True)
     print(f"wrote {html_out}")
 
 

@@ -14,44 +14,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 
+from medforget import progress
+from medforget.config import TrainConfig
 from medforget.data import Dataset, Split, batches
 from medforget.errors import MedforgetError
 from medforget.models import create_model
-
-stderr = Console(stderr=True, log_path=False)
-"""Progress and logs go to stderr: stdout carries only results."""
-
-
-class TrainConfig(BaseModel):
-    """Everything that determines a training run; recorded in every checkpoint so it can be repeated."""
-
-    arch: str = Field("resnet18", description="Registered architecture (see medforget.models)")
-    epochs: int = Field(20, ge=1, description="Passes over the training split")
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate")
-    optimizer: Literal["adam", "sgd"] = Field("adam", description="MedMNIST's reference recipe uses Adam")
-    momentum: float = Field(0.9, ge=0, description="SGD momentum")
-    weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["cosine", "multistep", "constant"] = Field(
-        "cosine", description="cosine annealing; multistep = x0.1 at 50% and 75% of epochs (MedMNIST)"
-    )
-    seed: int = Field(0, description="Seeds model initialisation and batch order")
 
 
 class ComputeClock:
@@ -110,6 +83,7 @@ def prepare(model: nn.Module, device: torch.device) -> nn.Module:
 def make_optimizer(
     params: Iterator[nn.Parameter] | list[nn.Parameter], name: str, lr: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) over ``params``."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
@@ -129,24 +103,6 @@ def make_scheduler(opt: torch.optim.Optimizer, schedule: str, total_steps: int) 
     if schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     raise MedforgetError(f"unknown schedule {schedule!r}; use cosine, multistep or constant")
-
-
-@contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Progress]:
-    """A Rich progress bar on stderr (stdout is reserved for results)."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=not enabled,
-        transient=False,
-    )
-    with progress:
-        yield progress
 
 
 @torch.no_grad()
@@ -171,6 +127,7 @@ class EpochLog:
     train_acc: float
     val_acc: float | None
     val_loss: float | None
+    seen: int = 0
 
 
 @dataclass
@@ -206,71 +163,98 @@ def fit(
     device: torch.device,
     *,
     val: Split | None = None,
-    labels: torch.Tensor | None = None,
     step: StepFn = cross_entropy_step,
-    params: list[nn.Parameter] | None = None,
-    after_step: Callable[[], None] | None = None,
     description: str = "train",
-    show_progress: bool = True,
 ) -> FitResult:
     """Train ``model`` in place on ``train`` for ``cfg.epochs``; keep the best-by-validation weights.
 
-    ``labels`` overrides the split's labels (random relabeling), ``step`` computes a batch's
-    loss (unlearning objectives), ``params`` restricts what the optimizer updates and
-    ``after_step`` runs after every optimizer step (e.g. SalUn's mask enforcement).
+    Args:
+        model: the network, already on ``device``.
+        train: the samples to train on.
+        cfg: the recipe (epochs, batch size, optimizer, schedule, seed).
+        device: where to train.
+        val: if given, evaluated after every epoch; the best epoch's weights are kept.
+        step: computes one batch's loss (unlearning objectives replace plain cross-entropy).
+        description: the progress task's name.
+
+    Returns:
+        The per-epoch history, the chosen epoch and the wall time.
     """
     gen = seed_everything(cfg.seed)
     model.train()
-    cpu = device.type == "cpu"
-    images = train.images.to(device)
-    targets = (train.labels if labels is None else labels).to(device)
-    trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(trainable, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    sched = make_scheduler(opt, cfg.schedule, cfg.epochs * steps_per_epoch)
+    opt = make_optimizer(
+        [p for p in model.parameters() if p.requires_grad], cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
+    )
+    loop = _Loop(model, step, opt, make_scheduler(opt, cfg.schedule, cfg.epochs * steps_per_epoch), device)
+    images, targets = train.images.to(device), train.labels.to(device)
     result = FitResult()
-    best_key: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
+    best = _Best()
     start = time.perf_counter()
-    with progress_bar(show_progress) as bar:
-        task = bar.add_task(description, total=cfg.epochs * steps_per_epoch, info="")
+    with progress.track(description, cfg.epochs * steps_per_epoch) as task:
         for epoch in range(1, cfg.epochs + 1):
-            total_loss, correct, seen = 0.0, 0, 0
-            for x, y, rows in batches(images, targets, cfg.batch_size, True, gen, channels_last=cpu):
-                with compute_clock.running(device):
-                    opt.zero_grad(set_to_none=True)
-                    loss, logits = step(model, x, y, rows)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    if after_step is not None:
-                        after_step()
-                total_loss += float(loss.detach()) * len(y)
-                correct += int((logits.detach().argmax(1) == y).sum())
-                seen += len(y)
-                bar.advance(task)
-            result.images_seen += seen
-            log = EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), None, None)
+            order = batches(images, targets, cfg.batch_size, True, gen, channels_last=device.type == "cpu")
+            log = loop.epoch(epoch, order, task)
+            result.images_seen += log.seen
             if val is not None and len(val):
                 logits = predict(model, val, device)
                 log.val_loss = float(F.cross_entropy(logits, val.labels))
                 log.val_acc = float((logits.argmax(1) == val.labels).float().mean())
-                key = (log.val_acc, -log.val_loss)
-                if best_key is None or key > best_key:
-                    best_key, result.best_epoch = key, epoch
-                    best_state = copy.deepcopy(model.state_dict())
+                best.offer(model, epoch, (log.val_acc, -log.val_loss))
             result.history.append(log)
-            info = f"loss {log.loss:.3f}  acc {log.train_acc:.3f}" + (
-                f"  val acc {log.val_acc:.3f}" if log.val_acc is not None else ""
-            )
-            bar.update(task, info=info)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        result.best_epoch = cfg.epochs
+            shown = f"  val acc {log.val_acc:.3f}" if log.val_acc is not None else ""
+            task.note(f"loss {log.loss:.3f}  acc {log.train_acc:.3f}{shown}")
+    result.best_epoch = best.restore(model) or cfg.epochs
     result.seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+@dataclass
+class _Loop:
+    """One training loop's model, objective, optimizer and schedule."""
+
+    model: nn.Module
+    step: StepFn
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+
+    def epoch(
+        self, epoch: int, order: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], task: Any
+    ) -> EpochLog:
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y, rows in order:
+            with compute_clock.running(self.device):
+                self.opt.zero_grad(set_to_none=True)
+                loss, logits = self.step(self.model, x, y, rows)
+                loss.backward()
+                self.opt.step()
+                self.sched.step()
+            total_loss += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            task.advance()
+        return EpochLog(epoch, total_loss / max(seen, 1), correct / max(seen, 1), None, None, seen)
+
+
+@dataclass
+class _Best:
+    """The best epoch so far by (validation accuracy, -validation loss), and its weights."""
+
+    key: tuple[float, float] | None = None
+    epoch: int = 0
+    state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, model: nn.Module, epoch: int, key: tuple[float, float]) -> None:
+        if self.key is None or key > self.key:
+            self.key, self.epoch, self.state = key, epoch, copy.deepcopy(model.state_dict())
+
+    def restore(self, model: nn.Module) -> int:
+        """Load the best weights into ``model``; returns the best epoch (0 if none was offered)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+        return self.epoch
 
 
 def build_model(cfg: TrainConfig, dataset: Dataset, device: torch.device) -> nn.Module:
@@ -287,7 +271,6 @@ def train_model(
     cfg: TrainConfig,
     device: torch.device,
     train_split: Split | None = None,
-    show_progress: bool = True,
     description: str = "train",
 ) -> tuple[nn.Module, FitResult]:
     """Train from scratch on ``train_split`` (default: the dataset's training split), selecting on val."""
@@ -299,6 +282,5 @@ def train_model(
         device,
         val=dataset.val,
         description=description,
-        show_progress=show_progress,
     )
     return model, result

@@ -3,7 +3,8 @@
 Shell automation depends on exit codes, so the mapping lives in one place:
 0 success, 1 internal error (a bug: the traceback is useful), 2 bad input or
 missing data (one clear line, nothing written), 3 a verification verdict failed
-(outputs are still written, so the failure can be inspected).
+(outputs are still written, so the failure can be inspected) or a file was
+tampered with, 4 the verdict is inconclusive (the report says what would settle it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_VERDICT_FAILED = 3
+EXIT_INCONCLUSIVE = 4
 
 
 class MedforgetError(Exception):
@@ -31,6 +33,13 @@ class DataError(MedforgetError):
 
 class CheckpointError(MedforgetError):
     """A checkpoint is unreadable, tampered with, or does not fit the data it is used with."""
+
+
+class TamperedError(CheckpointError):
+    """A file that was written as a medforget checkpoint no longer verifies (edited, damaged, re-signed,
+    signature stripped or malformed). Exit code 3, like a failed verification: this is what audits exist to find."""
+
+    exit_code = EXIT_VERDICT_FAILED
 
 
 class RequestError(MedforgetError):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,20 +23,28 @@ from pydantic import BaseModel, Field
 
 from medforget.errors import MedforgetError
 
+log = logging.getLogger(__name__)
+
 KEY_ENV = "MEDFORGET_KEY"
 KEY_FILE_ENV = "MEDFORGET_KEY_FILE"
 
 
 def load_key(key_file: str | os.PathLike[str] | None = None) -> bytes | None:
-    """The secret from ``key_file``, else ``$MEDFORGET_KEY``, else ``$MEDFORGET_KEY_FILE``, else None."""
+    """The secret from ``key_file``, else ``$MEDFORGET_KEY``, else ``$MEDFORGET_KEY_FILE``, else None.
+
+    A key file that others may read is used, with a warning naming the ``chmod`` that fixes it.
+    """
     path = key_file or os.environ.get(KEY_FILE_ENV)
     if key_file or (path and not os.environ.get(KEY_ENV)):
         try:
             key = Path(path).read_bytes().strip()  # type: ignore[arg-type]
+            mode = Path(path).stat().st_mode  # type: ignore[arg-type]
         except OSError as exc:
             raise MedforgetError(f"cannot read key file {path}: {exc.strerror}") from None
         if len(key) < 16:
             raise MedforgetError(f"key file {path} holds fewer than 16 bytes; use a longer secret")
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("key file %s can be read by other users (mode %o); run: chmod 600 %s", path, mode & 0o777, path)
         return key
     env = os.environ.get(KEY_ENV)
     if env:
@@ -52,6 +62,24 @@ def key_id(key: bytes) -> str:
 def new_key() -> str:
     """A fresh 256-bit secret, hex encoded, for ``medforget key new``."""
     return secrets.token_hex(32)
+
+
+def write_new_key(path: Path) -> None:
+    """Create ``path`` holding a fresh secret, readable by its owner only (0600 whatever the umask); never replaces."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise MedforgetError(
+            f"{path} already exists; a key is never overwritten (delete it first if you mean to)"
+        ) from None
+    except OSError as exc:
+        raise MedforgetError(f"cannot create key file {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (new_key() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class HashedIds(BaseModel):
@@ -89,12 +117,16 @@ class IdHasher:
             self.salt = salt or secrets.token_hex(16)
             self._key, self.key_id = bytes.fromhex(self.salt), None
 
-    @property
-    def keyed(self) -> bool:
-        return self.key_id is not None
-
     def __call__(self, identifier: str) -> str:
         return hmac.new(self._key, identifier.encode(), hashlib.sha256).hexdigest()
+
+    def request_ref(self, request_id: str | None) -> str | None:
+        """A request's own reference as a digest (domain-separated from sample and patient IDs).
+
+        People fill request IDs with names and dates of birth; what is stored for good (checkpoints, the
+        ledger) is this digest, which anyone holding the key can match against a reference they know.
+        """
+        return None if request_id is None else self(f"request:{request_id}")
 
     def record(
         self, sample_ids: Iterable[str], patient_ids: Iterable[str], previous: HashedIds | None = None

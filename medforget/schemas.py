@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from medforget.audit import audit_schema
-from medforget.checkpoint import checkpoint_schema
+from medforget.calibrate import Calibration
+from medforget.checkpoint import CheckpointInfo, checkpoint_schema
 from medforget.ledger import ledger_schema
-from medforget.report import report_schema
-from medforget.request import request_schema
+from medforget.request import RequestPreview, request_schema
 from medforget.study import study_config_schema, study_result_schema
 from medforget.tune import method_config_schema
+from medforget.verify.report import report_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "request": request_schema,
@@ -29,6 +30,9 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "method-config": method_config_schema,
     "study-config": study_config_schema,
     "study": study_result_schema,
+    "calibration": Calibration.model_json_schema,
+    "info": CheckpointInfo.model_json_schema,
+    "preview": RequestPreview.model_json_schema,
 }
 
 

@@ -15,72 +15,29 @@ later report can say how many requests amortise it.
 
 from __future__ import annotations
 
-import copy
+import logging
+import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from medforget import __version__
+from medforget import progress
+from medforget.baseline import train_or_load
+from medforget.config import MethodConfig, TuneSettings, TuningRecord
+from medforget.data import DataPaths, Split
 from medforget.errors import MedforgetError, first_problem
+from medforget.evaluation import EvalContext, ModelEval, evaluate
 from medforget.fileio import atomic_path, check_writable, read_document
+from medforget.methods import get_method
+from medforget.request import design_request
+from medforget.session import Task, open_task
+from medforget.verify.metrics import average_gap, metric_rows
 
-CONFIG_FORMAT = "medforget.method-config/1"
-
-# Ranges by parameter name: names are consistent across methods, so one table serves all of them.
-SEARCH_SPACE: dict[str, tuple[Literal["log", "float", "int"], float, float]] = {
-    "lr": ("log", 1e-5, 1e-3),
-    "epochs": ("int", 1, 8),
-    "mask_fraction": ("float", 0.1, 0.9),
-    "entropy_weight": ("log", 0.1, 5.0),
-    "retain_ratio": ("float", 0.5, 3.0),
-    "alpha": ("float", 0.5, 0.99),
-    "gamma": ("log", 1e-6, 1e-3),
-    "dampening": ("float", 0.1, 2.0),
-    "kl_weight": ("log", 0.1, 10.0),
-}
-
-
-class TuningRecord(BaseModel):
-    """How a configuration was found, and what finding it cost."""
-
-    created_at: datetime
-    medforget_version: str = __version__
-    checkpoint_sha256: str
-    dataset: str
-    proxy: str = Field(description="How the proxy forget set was drawn")
-    n_proxy_forget: int
-    objective: str = "average |gap| to the proxy retrain over retain, forget and validation accuracy and MIA efficacy"
-    constraint: str
-    fnr_slack: float
-    trials: int
-    feasible_trials: int
-    best_trial: int
-    best_average_gap: float
-    best_fnr_increase: float | None
-    search_space: dict[str, list[Any]]
-    tuning_seconds: float = Field(
-        description="Wall time of the whole search, including the proxy retrain (its recorded time when the "
-        "retrain was reused from the cache)"
-    )
-    retrain_seconds: float = Field(description="Wall time of the proxy retrain (the cost each request avoids)")
-    method_seconds: float = Field(description="Wall time of the best trial's unlearning run")
-    break_even_requests: float | None = Field(
-        description="Requests after which tuning once + unlearning each is cheaper than retraining each: "
-        "tuning_seconds / (retrain_seconds - method_seconds)"
-    )
-
-
-class MethodConfig(BaseModel):
-    """A method and its parameters, as ``medforget tune`` writes and ``unlearn --config`` reads it."""
-
-    model_config = ConfigDict(extra="forbid")
-    format: str = CONFIG_FORMAT
-    method: str
-    params: dict[str, Any]
-    tuning: TuningRecord | None = None
+log = logging.getLogger(__name__)
 
 
 def read_method_config(path: str | Path, method: str | None = None) -> MethodConfig:
@@ -105,15 +62,13 @@ def read_method_config(path: str | Path, method: str | None = None) -> MethodCon
 
 
 def method_config_schema() -> dict[str, Any]:
+    """The published JSON Schema of a method config (``medforget tune`` output, ``unlearn --config`` input)."""
     return MethodConfig.model_json_schema()
 
 
 def search_space(method: str, only: list[str] | None = None) -> dict[str, tuple[str, float, float]]:
-    """The tunable parameters of ``method``: its fields that :data:`SEARCH_SPACE` has a range for."""
-    from medforget.methods import get_method
-
-    fields = get_method(method).params.model_fields
-    space = {k: v for k, v in SEARCH_SPACE.items() if k in fields}
+    """The tunable parameters of ``method`` and their ranges, as the method declares them (``Params.SEARCH``)."""
+    space = get_method(method).search_space
     if only:
         unknown = [k for k in only if k not in space]
         if unknown:
@@ -126,75 +81,61 @@ def search_space(method: str, only: list[str] | None = None) -> dict[str, tuple[
     return space
 
 
-def tune(
-    checkpoint: str | Path,
-    method: str,
-    out: str | Path,
-    trials: int = 20,
-    fraction: float = 0.2,
-    design: str = "random",
-    fnr_slack: float = 0.01,
-    params: list[str] | None = None,
-    fixed: dict[str, Any] | None = None,
-    seed: int = 0,
-    data_root: str | Path | None = None,
-    manifest: str | Path | None = None,
-    device: str = "auto",
-    force: bool = False,
-    key: bytes | None = None,
-    show_progress: bool = True,
-) -> MethodConfig:
-    """Search ``method``'s parameters on a proxy request; write and return the best configuration."""
-    import optuna
-
-    from medforget.checkpoint import check_dataset, load_checkpoint
-    from medforget.data import load_from_spec
-    from medforget.engine import progress_bar, resolve_device, stderr
-    from medforget.keys import IdHasher
-    from medforget.methods import UnlearnTask, get_method
-    from medforget.report import compute_gaps
-    from medforget.request import design_request, resolve
-    from medforget.unlearn import evaluate, retrain_baseline
-
-    out = Path(out)
+def _check(settings: TuneSettings, out: Path, force: bool) -> dict[str, tuple[str, float, float]]:
+    """Everything that can refuse the job, before any training; returns the space to search."""
     if out.suffix.lower() != ".json":
         raise MedforgetError(f"the tuned config is written as JSON: name it *.json, not {out.name}")
     check_writable(out, force)
-    if trials < 1:
-        raise MedforgetError("--trials must be at least 1")
-    spec = get_method(method)
-    if method == "retrain":
+    spec = get_method(settings.method)
+    if settings.method == "retrain":
         raise MedforgetError("retrain is exact unlearning: there is nothing to tune")
-    space = search_space(method, params)
-    fixed = dict(fixed or {})
-    spec.parse_params(fixed)  # a bad fixed parameter fails now, not after the retrain
-    space = {k: v for k, v in space.items() if k not in fixed}  # a fixed parameter is not searched
+    space = search_space(settings.method, settings.search)
+    spec.parse_params(settings.fixed)  # a bad fixed parameter fails now, not after the retrain
+    space = {k: v for k, v in space.items() if k not in settings.fixed}  # a fixed parameter is not searched
     if not space:
         raise MedforgetError("every tunable parameter is fixed with --param: nothing left to search")
-    start = time.perf_counter()
+    return space
+
+
+@dataclass
+class _Proxy:
+    """The proxy request, its retrain and how every trial is scored against it."""
+
+    task: Task
+    sets: dict[str, Split]
+    ctx: EvalContext
+    base_eval: ModelEval
+    base_seconds: float
+    reused_seconds: float
+
+
+def _proxy(checkpoint: str | Path, settings: TuneSettings, data: DataPaths, key: bytes | None) -> _Proxy:
+    from medforget.checkpoint import load_checkpoint
+    from medforget.data import load_from_spec
+
     ckpt = load_checkpoint(checkpoint, key=key)
-    dataset = load_from_spec(ckpt.meta.dataset.spec, data_root, manifest)
-    check_dataset(ckpt, dataset)
-    request = design_request(dataset, design, fraction, seed)
-    resolved = resolve(request, dataset, ckpt.meta.forgotten, key, allow_class_removal=True)
-    dev = resolve_device(device)
-    forget = dataset.train.subset(resolved.forget_rows)
-    retain = dataset.train.subset(resolved.retain_rows)
-    original = ckpt.build_model(dev)
+    dataset = load_from_spec(ckpt.meta.dataset.spec, data.data_root, data.manifest)
+    request = design_request(dataset, settings.design, settings.fraction, settings.seed)
+    task = open_task(ckpt, request, data, settings.device, key, allow_class_removal=True)
+    log.info("tune %s: proxy %s forget set of %d samples; retrain baseline first",
+             settings.method, settings.design, len(task.forget))  # fmt: skip
+    recipe = ckpt.meta.train_config
+    base = train_or_load(task.dataset, recipe, task.retain, recipe.seed, task.device)
+    sets = {"retain": task.retain, "forget": task.forget, "test": task.dataset.val}  # validation stands in for test
+    ctx = EvalContext(classes=task.dataset.classes, positive=task.dataset.positive, seed=settings.seed)
+    base_eval = evaluate(base.model, sets, ctx, task.device)
+    seconds = base.seconds or 0.0
+    return _Proxy(task, sets, ctx, base_eval, seconds, seconds if base.cached else 0.0)
 
-    def task() -> UnlearnTask:
-        return UnlearnTask(copy.deepcopy(original), forget, retain, dataset, ckpt.meta.train_config, dev, seed, False)
 
-    stderr.print(f"tune {method}: proxy {design} forget set of {len(forget)} samples; retrain baseline first")
-    base_model, base_seconds, source, _ = retrain_baseline(ckpt, task(), IdHasher(key), resolved)
-    reused_retrain = (base_seconds or 0.0) if "cache" in source else 0.0  # paid earlier, but part of the cost
-    sets = {"retain": retain, "forget": forget, "test": dataset.val}  # validation stands in for test
-    base_eval = evaluate(base_model, sets, dataset, dev, 5.0, 1.0, seed)
-    trial_seconds: dict[int, float] = {}
+def _objective(proxy: _Proxy, settings: TuneSettings, space: dict[str, Any], seconds: dict[int, float]) -> Any:
+    import optuna
+
+    spec = get_method(settings.method)
     native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
 
-    def objective(trial: optuna.Trial) -> float:
-        values: dict[str, Any] = dict(fixed)
+    def objective(trial: Any) -> float:
+        values: dict[str, Any] = dict(settings.fixed)
         for name, (kind, lo, hi) in space.items():
             if kind == "int":
                 values[name] = trial.suggest_int(name, int(lo), int(hi))
@@ -202,74 +143,116 @@ def tune(
                 values[name] = trial.suggest_float(name, lo, hi, log=kind == "log")
         parsed = spec.parse_params(values)
         t0 = time.perf_counter()
-        model = spec(task(), parsed)
-        trial_seconds[trial.number] = time.perf_counter() - t0
-        ev = evaluate(model, sets, dataset, dev, 5.0, 1.0, seed)
-        _, avg = compute_gaps(ev, base_eval)
-        fnr_up = (
-            (ev.test.fnr - base_eval.test.fnr) if ev.test.fnr is not None and base_eval.test.fnr is not None else 0.0
-        )
-        trial.set_user_attr("fnr_increase", fnr_up)
+        model = spec(proxy.task.method_task(proxy.task.original(), settings.seed), parsed)
+        seconds[trial.number] = time.perf_counter() - t0
+        ev = evaluate(model, proxy.sets, proxy.ctx, proxy.task.device)
+        avg = average_gap(metric_rows(ev, ev, [proxy.base_eval], {}))
+        fnr, base_fnr = ev.test.fnr, proxy.base_eval.test.fnr
+        # An undefined FNR (no positives in validation) is not "no increase": it fails the constraint.
+        fnr_up = fnr - base_fnr if fnr is not None and base_fnr is not None else math.inf
+        trial.set_user_attr("fnr_increase", None if math.isinf(fnr_up) else fnr_up)
+        violation = fnr_up - settings.fnr_slack if not math.isinf(fnr_up) else 1.0
         if native_constraints:  # Optuna >= 5
-            trial.set_constraint("fnr_increase", fnr_up - fnr_slack)
+            trial.set_constraint("fnr_increase", violation)
         else:
-            trial.set_user_attr("constraint", [fnr_up - fnr_slack])
+            trial.set_user_attr("constraint", [violation])
         return float(avg if avg is not None else 1.0)
 
+    return objective
+
+
+def tune(
+    checkpoint: str | Path,
+    settings: TuneSettings,
+    out: str | Path,
+    data: DataPaths | None = None,
+    key: bytes | None = None,
+    force: bool = False,
+) -> MethodConfig:
+    """Search ``settings.method``'s parameters on a proxy request; write and return the best configuration.
+
+    Args:
+        checkpoint: the trained model.
+        settings: method, trials, proxy design and size, FNR constraint, search space, seed.
+        out: the JSON config to write (``unlearn --config`` reads it).
+        data: where the data and manifest are.
+        key: the hospital's secret, for a keyed checkpoint.
+        force: replace an existing ``out``.
+
+    Returns:
+        The tuned parameters with their tuning record (trials, best gap, cost, break-even).
+    """
+    import optuna
+
+    out = Path(out)
+    space = _check(settings, out, force)
+    start = time.perf_counter()
+    proxy = _proxy(checkpoint, settings, data or DataPaths(), key)
+    seconds: dict[int, float] = {}
+    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=min(5, trials),
+        seed=settings.seed,
+        n_startup_trials=min(5, settings.trials),
         **({} if native_constraints else {"constraints_func": lambda t: t.user_attrs.get("constraint", [1.0])}),
     )
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    baseline_defaults = {k: v for k, v in spec.params().model_dump().items() if k in space}
-    study.enqueue_trial(baseline_defaults)  # the defaults are always one candidate: tuning can only help
-    with progress_bar(show_progress) as bar:
-        job = bar.add_task(f"tune {method}", total=trials, info="")
+    defaults = get_method(settings.method).params().model_dump()
+    study.enqueue_trial({k: v for k, v in defaults.items() if k in space})  # the defaults are always a candidate
+    with progress.track(f"tune {settings.method}", settings.trials) as job:
 
-        def tick(st: optuna.Study, tr: optuna.trial.FrozenTrial) -> None:
-            best = _best(st, fnr_slack)
-            info = f"best gap {100 * best.value:.1f} pts" if best is not None and best.value is not None else ""
-            bar.update(job, advance=1, info=info)
+        def tick(st: Any, tr: Any) -> None:
+            best = _best(st, settings.fnr_slack)
+            job.advance(
+                1, f"best gap {100 * best.value:.1f} pts" if best is not None and best.value is not None else ""
+            )
 
-        study.optimize(objective, n_trials=trials, callbacks=[tick])
-    best = _best(study, fnr_slack)
-    feasible = [t for t in study.trials if t.user_attrs.get("fnr_increase", 1.0) <= fnr_slack]
+        study.optimize(_objective(proxy, settings, space, seconds), n_trials=settings.trials, callbacks=[tick])
+    result = _record(study, settings, space, proxy, seconds, time.perf_counter() - start)
+    with atomic_path(out, force) as tmp:
+        tmp.write_text(result.model_dump_json(indent=2))
+    return result
+
+
+def _record(
+    study: Any, settings: TuneSettings, space: dict[str, Any], proxy: _Proxy, seconds: dict[int, float], wall: float
+) -> MethodConfig:
+    best = _best(study, settings.fnr_slack)
     if best is None:
         raise MedforgetError("no trial completed")
+    feasible = [t for t in study.trials if _fnr_up(t) <= settings.fnr_slack]
     if not feasible:
-        stderr.print(
-            f"[yellow]warning:[/] no trial kept the FNR within {fnr_slack:.3f} of retrain's; "
-            "writing the trial with the smallest FNR increase"
-        )
-    tuned = {**fixed, **best.params}
-    tuned = spec.parse_params(tuned).model_dump()
-    seconds = time.perf_counter() - start + reused_retrain
-    saved = (base_seconds or 0.0) - trial_seconds[best.number]
+        log.warning("no trial kept the FNR within %.3f of retrain's; writing the trial with the smallest FNR increase",
+                    settings.fnr_slack)  # fmt: skip
+    tuned = get_method(settings.method).parse_params({**settings.fixed, **best.params}).model_dump()
+    total = wall + proxy.reused_seconds
+    saved = proxy.base_seconds - seconds[best.number]
+    ckpt = proxy.task.checkpoint
     record = TuningRecord(
         created_at=datetime.now(timezone.utc),
         checkpoint_sha256=ckpt.sha256,
-        dataset=dataset.name,
-        proxy=f"{design} {100 * fraction:g}% of the training split, seed {seed}",
-        n_proxy_forget=len(forget),
-        constraint=f"validation FNR - retrain's <= {fnr_slack}",
-        fnr_slack=fnr_slack,
+        dataset=proxy.task.dataset.name,
+        proxy=f"{settings.design} {100 * settings.fraction:g}% of the training split, seed {settings.seed}",
+        n_proxy_forget=len(proxy.task.forget),
+        constraint=f"validation FNR - retrain's <= {settings.fnr_slack}",
+        fnr_slack=settings.fnr_slack,
         trials=len(study.trials),
         feasible_trials=len(feasible),
         best_trial=best.number,
         best_average_gap=round(float(best.value), 5),
         best_fnr_increase=best.user_attrs.get("fnr_increase"),
         search_space={k: list(v) for k, v in space.items()},
-        tuning_seconds=round(seconds, 2),
-        retrain_seconds=round(base_seconds or 0.0, 2),
-        method_seconds=round(trial_seconds[best.number], 2),
-        break_even_requests=round(seconds / saved, 2) if saved > 0 else None,
+        tuning_seconds=round(total, 2),
+        retrain_seconds=round(proxy.base_seconds, 2),
+        method_seconds=round(seconds[best.number], 2),
+        break_even_requests=round(total / saved, 2) if saved > 0 else None,
     )
-    result = MethodConfig(method=method, params=tuned, tuning=record)
-    with atomic_path(out, force) as tmp:
-        tmp.write_text(result.model_dump_json(indent=2))
-    return result
+    return MethodConfig(method=settings.method, params=tuned, tuning=record)
+
+
+def _fnr_up(trial: Any) -> float:
+    v = trial.user_attrs.get("fnr_increase")
+    return math.inf if v is None else v
 
 
 def _best(study: Any, fnr_slack: float) -> Any:
@@ -277,7 +260,7 @@ def _best(study: Any, fnr_slack: float) -> Any:
     done = [t for t in study.trials if t.value is not None]
     if not done:
         return None
-    ok = [t for t in done if t.user_attrs.get("fnr_increase", 1.0) <= fnr_slack]
+    ok = [t for t in done if _fnr_up(t) <= fnr_slack]
     if ok:
         return min(ok, key=lambda t: t.value)
-    return min(done, key=lambda t: (t.user_attrs.get("fnr_increase", 1.0), t.value))
+    return min(done, key=lambda t: (_fnr_up(t), t.value))

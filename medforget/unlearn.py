@@ -1,431 +1,325 @@
-"""``medforget unlearn``: apply a deletion request to a checkpoint and verify it against retraining.
+"""``medforget unlearn``: honour a deletion request, verify it against retraining, write the outputs.
 
-The flow, in the order a careful engineer would do it by hand:
+The path of a request, top to bottom (one room per step):
 
-1. check every output path before any work (a typo must not cost an hour);
-2. load and verify the checkpoint, rebuild its data and check the fingerprint;
-3. resolve the request to training rows (and exclude earlier deletions);
-4. run the method on a copy of the model, timed;
-5. obtain the retrain baseline (cached by recipe + retain set, or a given checkpoint);
-6. evaluate original, unlearned and retrain models on retain, forget and test sets;
-7. judge, add bootstrap intervals and difficulty/group slices, then write checkpoint, report
-   and (optionally) the HTML report atomically together.
+1. :func:`unlearn` checks every output path against every input before any work
+   (:func:`medforget.fileio.check_outputs`), and that the ledger can be appended to;
+2. :func:`medforget.session.open_task` loads and verifies the checkpoint, rebuilds its data and
+   resolves the request to forget and retain sets;
+3. :func:`run_unlearning` runs the method (:mod:`medforget.methods`), obtains the retrain baseline
+   (:mod:`medforget.baseline`), evaluates every model (:mod:`medforget.evaluation`) and judges
+   (:mod:`medforget.verify`); it computes and writes nothing;
+4. :func:`write_outputs` writes the checkpoint and the JSON report atomically, *then* appends the
+   ledger entry, then renders the HTML page (:mod:`medforget.render`): the ledger never records an
+   erasure whose output is not complete and in place.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import hashlib
+import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+from pydantic import BaseModel
+from torch import nn
 
+from medforget.baseline import Retrain, retrain_distribution, retrain_seeds, train_or_load
 from medforget.checkpoint import (
     CheckpointMeta,
     LoadedCheckpoint,
     UnlearningRecord,
-    check_dataset,
     checkpoint_bytes,
     load_checkpoint,
 )
-from medforget.data import Dataset, Split, load_from_spec
-from medforget.engine import predict, resolve_device, stderr
+from medforget.config import UnlearnSettings
+from medforget.data import DataPaths
 from medforget.errors import CheckpointError, MedforgetError
-from medforget.fileio import atomic_path, cache_dir, check_writable
+from medforget.fileio import check_outputs, commit, fault_point, interrupts_deferred, staged
 from medforget.keys import IdHasher
-from medforget.methods import UnlearnTask, get_method
-from medforget.metrics import SampleOutcomes, population_mia, set_metrics
-from medforget.report import (
-    Cost,
-    ModelEval,
-    Provenance,
-    RequestSummary,
-    Thresholds,
-    UnlearnReport,
-    attach_intervals,
-    build_analysis,
-    compute_gaps,
-    judge,
-)
-from medforget.request import DeletionRequest, ResolvedRequest, resolve
+from medforget.methods import get_method
+from medforget.recalibrate import recalibrate
+from medforget.request import DeletionRequest
+from medforget.session import Task, open_task
+from medforget.verification import MethodRun, verify
+from medforget.verify.report import UnlearnReport
 
 if TYPE_CHECKING:
     from medforget.tune import TuningRecord
 
-
-def evaluate(
-    model: torch.nn.Module,
-    sets: dict[str, Split],
-    dataset: Dataset,
-    device: torch.device,
-    fn_cost: float,
-    fp_cost: float,
-    seed: int,
-) -> ModelEval:
-    """Metrics on retain, forget and test, and the population MIA, from one inference pass per set.
-
-    The per-sample outcomes (prediction, loss) are kept on the result, so the report's bootstrap
-    intervals and difficulty/group slices reuse this pass instead of running the model again.
-    """
-    logits = {k: predict(model, s, device) for k, s in sets.items()}
-    metrics = {
-        k: set_metrics(logits[k], s.labels, dataset.classes, dataset.positive, fn_cost, fp_cost)
-        for k, s in sets.items()
-    }
-    mia = population_mia(
-        (logits["retain"], sets["retain"].labels),
-        (logits["test"], sets["test"].labels),
-        (logits["forget"], sets["forget"].labels),
-        seed=seed,
-    )
-    outcomes = {k: SampleOutcomes.from_logits(logits[k], s.labels) for k, s in sets.items()}
-    return ModelEval(retain=metrics["retain"], forget=metrics["forget"], test=metrics["test"], mia=mia).keep_outcomes(
-        outcomes
-    )
+log = logging.getLogger(__name__)
 
 
-_EVAL_MEMO: dict[tuple[Any, ...], ModelEval] = {}
+class Outputs(BaseModel):
+    """Where ``unlearn`` writes: the checkpoint, the JSON report, the HTML page and the ledger entry."""
+
+    checkpoint: Path
+    report: Path | None = None
+    html: Path | None = None
+    ledger: Path | None = None
+    force: bool = False
 
 
-def _evaluate_memo(
-    sha: str | None,
-    model: torch.nn.Module,
-    sets: dict[str, Split],
-    dataset: Dataset,
-    device: torch.device,
-    memo_base: tuple[Any, ...],
-) -> ModelEval:
-    """Evaluate, remembering results for identified models: the original and the retrain baseline are
-    evaluated identically by every method run on the same request in one process."""
-    key = (sha, *memo_base)
-    if sha is not None and key in _EVAL_MEMO:
-        return _EVAL_MEMO[key]
-    result = evaluate(model, sets, dataset, device, memo_base[1], memo_base[2], memo_base[3])
-    if sha is not None:
-        if len(_EVAL_MEMO) > 64:
-            _EVAL_MEMO.clear()
-        _EVAL_MEMO[key] = result
-    return result
+@dataclass
+class UnlearnResult:
+    """What :func:`run_unlearning` computed: the unlearned model, its record and the report (not yet written)."""
+
+    model: nn.Module
+    meta: CheckpointMeta
+    report: UnlearnReport
+    request_sample_ids: list[str] = field(default_factory=list)
+    request_patient_ids: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- the method and the baseline
 
 
 def _hasher(ckpt: LoadedCheckpoint, key: bytes | None) -> IdHasher:
     """Keep using the checkpoint's key (or salt) so its forgotten set stays one comparable list."""
     prev = ckpt.meta.forgotten
-    if prev.sample_hashes:
-        return prev.hasher(key)
-    if key is None:
-        stderr.print(
-            "[yellow]warning:[/] no key ($MEDFORGET_KEY or --key-file): forgotten IDs are stored as salted hashes, "
-            "which anyone can test guesses against"
+    return prev.hasher(key) if prev.sample_hashes else IdHasher(key)
+
+
+def _input_signature(task: Task) -> str:
+    if task.checkpoint.signature_verified:
+        return "verified"
+    return "not checked (no key)" if task.key is None else "unsigned, accepted"
+
+
+def require_signed(task: Task, accept_unsigned: bool) -> None:
+    """With a key, an input without a verified signature is refused unless explicitly accepted.
+
+    Without a signature nothing shows the hospital wrote the file: anyone could have edited its forgotten
+    set (bringing earlier deletions back) and recomputed its hashes, and signing the output would launder it.
+    """
+    if task.key is not None and not task.checkpoint.signature_verified and not accept_unsigned:
+        raise CheckpointError(
+            f"{task.checkpoint.path} is not signed, so nothing shows it is the model the hospital wrote (its record "
+            "could have been edited); pass --accept-unsigned to use it anyway (recorded in the output)"
         )
-    return IdHasher(key)
 
 
-def baseline_key(ckpt: LoadedCheckpoint, retain: Split) -> str:
-    """Content address of a retrain: the recorded recipe, the data, and exactly which samples remain."""
-    h = hashlib.sha256()
-    h.update(ckpt.meta.train_config.model_dump_json().encode())
-    h.update(ckpt.meta.dataset.fingerprint.encode())
-    h.update("\n".join(sorted(retain.sample_ids)).encode())
-    return h.hexdigest()
-
-
-def derived_meta(
-    ckpt: LoadedCheckpoint,
-    hasher: IdHasher,
-    resolved: ResolvedRequest,
-    method: str,
-    params: dict[str, Any],
-    seconds: float,
-    metrics: dict[str, float],
-) -> CheckpointMeta:
+def derived_meta(task: Task, hasher: IdHasher, method: str, params: dict[str, Any], seconds: float) -> CheckpointMeta:
     """The child checkpoint's record: same model and data, one more deletion, lineage to the parent."""
-    meta = ckpt.meta
+    meta, resolved = task.checkpoint.meta, task.resolved
+    keep = {"arch", "num_classes", "in_channels", "image_size", "classes", "positive", "dataset", "train_config"}
     return CheckpointMeta(
-        **meta.model_dump(
-            include={
-                "arch",
-                "num_classes",
-                "in_channels",
-                "image_size",
-                "classes",
-                "positive",
-                "dataset",
-                "train_config",
-            }
-        ),
-        metrics=metrics,
+        **meta.model_dump(include=keep),
         forgotten=hasher.record(resolved.sample_ids, resolved.patient_ids, meta.forgotten),
-        parent_sha256=ckpt.sha256,
+        parent_sha256=task.checkpoint.sha256,
         unlearning=UnlearningRecord(
             method=method,
             params=params,
-            request_id=resolved.request.request_id,
+            request_ref=hasher.request_ref(resolved.request.request_id),
             n_forgotten_samples=len(resolved.sample_ids),
             n_forgotten_patients=len(resolved.patient_ids),
             seconds=round(seconds, 3),
+            input_signature=_input_signature(task),
         ),
     )
 
 
-def retrain_baseline(
-    ckpt: LoadedCheckpoint, task: UnlearnTask, hasher: IdHasher, resolved: ResolvedRequest
-) -> tuple[torch.nn.Module, float | None, str, str]:
-    """Retrain without the forget set, or reuse the cached result of the identical retrain."""
-    path = cache_dir() / "baselines" / f"{baseline_key(ckpt, task.retain)}.safetensors"
-    if path.exists():
-        try:
-            cached = load_checkpoint(path)
-            stderr.print(f"retrain baseline: reusing {path}")
-            seconds = cached.meta.unlearning.seconds if cached.meta.unlearning else None
-            return cached.build_model(task.device), seconds, "retrain (cache)", cached.sha256
-        except CheckpointError:
-            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
-    stderr.print(f"retrain baseline: training {ckpt.meta.arch} from scratch on {len(task.retain)} retained samples")
-    retrain = get_method("retrain")
-    params = retrain.parse_params({})
-    start = time.perf_counter()
-    model = retrain(task, params)
-    seconds = time.perf_counter() - start
-    meta = derived_meta(ckpt, hasher, resolved, "retrain", params.model_dump(), seconds, {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = checkpoint_bytes(model, meta)
-    with atomic_path(path, force=True) as tmp:
-        tmp.write_bytes(data)
-    return model, seconds, "retrain (trained now)", hashlib.sha256(data).hexdigest()
-
-
-def _given_baseline(
-    path: Path, ckpt: LoadedCheckpoint, resolved: ResolvedRequest, key: bytes | None, device: torch.device
-) -> tuple[torch.nn.Module, str]:
+def given_baseline(path: Path, task: Task) -> Retrain:
     """A retrained checkpoint supplied by the user: it must come from the same data and never have seen
     the forget set (its own record must list every forget sample as removed by retraining)."""
     base = load_checkpoint(path)
+    ckpt = task.checkpoint
     if base.meta.dataset.fingerprint != ckpt.meta.dataset.fingerprint:
         raise CheckpointError(f"baseline {path} was trained on different data than {ckpt.path}")
     if base.meta.unlearning is None or base.meta.unlearning.method != "retrain":
         raise CheckpointError(f"baseline {path} is not a retrained model (its record shows no retrain)")
-    missing = [
-        s
-        for s, ok in zip(
-            resolved.sample_ids, base.meta.forgotten.contains_samples(resolved.sample_ids, key), strict=True
-        )
-        if not ok
-    ]
-    if missing:
-        raise CheckpointError(
-            f"baseline {path} was trained with {len(missing)} of the forget samples, e.g. {missing[0]}"
-        )
-    return base.build_model(device), base.sha256
+    ids = task.resolved.sample_ids
+    seen = [s for s, ok in zip(ids, base.meta.forgotten.contains_samples(ids, task.key), strict=True) if not ok]
+    if seen:
+        raise CheckpointError(f"baseline {path} was trained with {len(seen)} of the forget samples")
+    return Retrain(base.meta.train_config.seed, base.build_model(task.device), None, True, base.sha256)
+
+
+def _run_method(task: Task, settings: UnlearnSettings) -> tuple[nn.Module, dict[str, Any], float]:
+    """Run the method on a copy of the original; returns the model, its validated parameters and seconds.
+
+    Exact retraining with the recorded recipe (any seed) goes through the retrain cache, so running it twice,
+    or running it with a seed the baseline also uses, trains once.
+    """
+    spec = get_method(settings.method)
+    parsed = spec.parse_params(settings.params, settings.preset)
+    if settings.method == "retrain" and parsed.epochs is None:
+        recipe = task.checkpoint.meta.train_config
+        seed = recipe.seed if parsed.seed is None else parsed.seed
+        exact = train_or_load(task.dataset, recipe, task.retain, seed, task.device)
+        return exact.model, parsed.model_dump(), exact.seconds or 0.0
+    start = time.perf_counter()
+    model = spec(task.method_task(task.original(), settings.seed), parsed)
+    return model, parsed.model_dump(), time.perf_counter() - start
+
+
+def _baseline(task: Task, settings: UnlearnSettings) -> tuple[list[Retrain], str]:
+    """The retrain distribution and where it came from (``none``, a path, or how many were trained now)."""
+    if settings.baseline == "none":
+        return [], "none"
+    if settings.baseline == "calibrated":
+        return [], f"calibrated ({settings.calibration})"
+    if settings.baseline != "retrain":
+        return [given_baseline(Path(settings.baseline), task)], settings.baseline
+    recipe = task.checkpoint.meta.train_config
+    seeds = retrain_seeds(recipe.seed, settings.retrains)
+    retrains = retrain_distribution(task.dataset, recipe, task.retain_set(), seeds, task.device, settings.workers)
+    fresh = sum(not r.cached for r in retrains)
+    return retrains, f"{len(retrains)} retrains ({fresh} trained now, {len(retrains) - fresh} from the cache)"
+
+
+# --------------------------------------------------------------------------- the whole computation
+
+
+def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord | None = None) -> UnlearnResult:
+    """Apply ``settings.method`` to ``task`` and verify it against retraining. Computes; writes nothing.
+
+    Args:
+        task: the opened request (:func:`medforget.session.open_task`).
+        settings: the method, its parameters and seed, the baseline, costs and verdict tolerances.
+        tuning: how the parameters were tuned (``medforget tune``), repeated in the report's cost section.
+
+    Returns:
+        The unlearned model, its checkpoint record and the report (output paths and hashes are filled
+        in by :func:`write_outputs`).
+    """
+    resolved = task.resolved
+    log.info(
+        "unlearning %d samples (%d patients) with %s on %s",
+        len(task.forget),
+        len(resolved.patient_ids),
+        settings.method,
+        task.device,
+    )
+    model, params, seconds = _run_method(task, settings)
+    op = None
+    if settings.recalibrate:  # a step of its own: the threshold the deployed model will use
+        op = recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
+    retrains, source = _baseline(task, settings)
+    report = verify(task, settings, MethodRun(model, params, seconds, retrains, source, op), tuning)
+    meta = derived_meta(task, _hasher(task.checkpoint, task.key), settings.method, params, seconds)
+    meta.operating_point = op
+    meta.metrics = {"test_accuracy": report.unlearned.test.accuracy or 0.0}
+    if report.unlearned.test.fnr is not None:
+        meta.metrics["test_fnr"] = report.unlearned.test.fnr
+    return UnlearnResult(model, meta, report, resolved.sample_ids, resolved.patient_ids)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_outputs(result: UnlearnResult, outputs: Outputs, key: bytes | None) -> UnlearnReport:
+    """Write the checkpoint and report, then record them in the ledger, then render the HTML page.
+
+    The order is the guarantee: the ledger entry is appended only once both files are complete and in
+    place, so a crash at any point leaves either no claim or a true one; an output without its entry is
+    found by ``medforget audit`` and can be recorded with ``medforget ledger record``.
+
+    Returns:
+        The report as written (with the output's path and hash).
+    """
+    data = checkpoint_bytes(result.model, result.meta, key)
+    out_sha = hashlib.sha256(data).hexdigest()
+    prov = result.report.provenance.model_copy(
+        update={"output_checkpoint": str(outputs.checkpoint), "output_sha256": out_sha}
+    )
+    report = result.report.model_copy(update={"provenance": prov})
+    report_text = report.model_dump_json(indent=2)
+    files = {outputs.checkpoint: data}
+    if outputs.report is not None:
+        files[outputs.report] = report_text.encode()
+    page = None
+    if outputs.html is not None:  # rendered before anything is written: a rendering error leaves nothing behind
+        from medforget.render.html import LEDGER_PLACEHOLDER, render_unlearn_html  # matplotlib only when needed
+
+        page = render_unlearn_html(report, ledger_entry=LEDGER_PLACEHOLDER)
+    fault_point("before-outputs")
+    with staged(files, outputs.force) as ready, interrupts_deferred():
+        # From here until the entry is appended, Ctrl-C and SIGTERM wait: the outputs and the record of them
+        # land together. kill -9 cannot be held; it leaves outputs without an entry, which audit reports and
+        # ``medforget ledger record`` repairs, but never an entry without its outputs.
+        ready.publish()
+        fault_point("outputs-in-place")
+        seq = _record(result, report, report_text, out_sha, outputs, key)
+    fault_point("ledger-written")
+    if outputs.html is not None and page is not None:
+        # The page names its ledger entry, known only now; the entry itself covers the JSON report, not the page.
+        position = str(seq) if seq is not None else "not recorded in a ledger"
+        commit({outputs.html: page.replace(LEDGER_PLACEHOLDER, position).encode("utf-8")}, outputs.force)
+    return report
+
+
+def _record(
+    result: UnlearnResult, report: UnlearnReport, report_text: str, out_sha: str, outputs: Outputs, key: bytes | None
+) -> int | None:
+    """Append the run's ledger entry (if a ledger was given); returns its position."""
+    if outputs.ledger is None:
+        return None
+    from medforget import ledger
+
+    content = ledger.EntryContent(
+        entry_type="unlearn",
+        request_id=report.request.request_id,
+        sample_ids=result.request_sample_ids,
+        patient_ids=result.request_patient_ids,
+        method=report.method,
+        params=report.params,
+        operating_point=report.recalibration.model_dump() if report.recalibration else None,
+        input_sha256=report.provenance.input_sha256,
+        output_sha256=out_sha,
+        report_sha256=hashlib.sha256(report_text.encode()).hexdigest(),
+    )
+    entry = ledger.append(outputs.ledger, key=key, content=content)
+    log.info("ledger: appended entry %d to %s", entry.seq, outputs.ledger)
+    return entry.seq
 
 
 def unlearn(
     checkpoint: str | Path,
     request: DeletionRequest,
-    method: str,
-    out: str | Path,
-    params: dict[str, Any] | None = None,
-    report_path: str | Path | None = None,
-    baseline: str = "retrain",
-    data_root: str | Path | None = None,
-    manifest: str | Path | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    fn_cost: float = 5.0,
-    fp_cost: float = 1.0,
-    thresholds: Thresholds | None = None,
-    force: bool = False,
+    settings: UnlearnSettings,
+    outputs: Outputs,
+    *,
+    data: DataPaths | None = None,
     key: bytes | None = None,
-    allow_class_removal: bool = False,
-    show_progress: bool = True,
-    ledger: str | Path | None = None,
-    html_path: str | Path | None = None,
     tuning: TuningRecord | None = None,
 ) -> UnlearnReport:
-    """Remove ``request`` from ``checkpoint`` with ``method``; write the new checkpoint and report.
+    """Remove ``request`` from ``checkpoint`` and write the unlearned checkpoint, report, page and ledger entry.
 
-    ``html_path`` also writes the report as one self-contained HTML page for non-specialist readers
-    (:func:`medforget.html.render_unlearn_html`), atomically with the other outputs. ``tuning`` is the
-    record of how the parameters were tuned (``medforget tune``); the report then states what tuning
-    cost and after how many requests it pays for itself. Returns the
-    report; the caller decides the exit code from ``report.verdict.status``.
+    Everything that can refuse the job (an output path that exists or would overwrite an input, a ledger
+    that cannot be appended to, a bad checkpoint, unknown IDs, bad method parameters) refuses before
+    any training. Returns the report; the caller decides the exit code from ``report.verdict.status``.
     """
-    out = Path(out)
-    report_file = Path(report_path) if report_path else None
-    html_file = Path(html_path) if html_path else None
-    check_writable(out, force)
-    if report_file:
-        check_writable(report_file, force)
-    if html_file:
-        check_writable(html_file, force)
-    if report_file and report_file.resolve() == out.resolve():
-        raise MedforgetError("--out and --report must be different files")
-    if html_file and html_file.resolve() in {out.resolve(), *([report_file.resolve()] if report_file else [])}:
-        raise MedforgetError("the HTML report must be a different file from --out and --report")
-    if ledger is not None:
-        check_ledger(ledger, key)
-    spec = get_method(method)
-    parsed = spec.parse_params(params)
-    thresholds = thresholds or Thresholds()
-    ckpt = load_checkpoint(checkpoint, key=key)
-    if out.exists() and out.resolve() == Path(checkpoint).resolve():
-        raise MedforgetError("refusing to overwrite the input checkpoint; choose another --out")
-    dataset = load_from_spec(ckpt.meta.dataset.spec, data_root, manifest)
-    check_dataset(ckpt, dataset)
-    resolved = resolve(request, dataset, ckpt.meta.forgotten, key, allow_class_removal)
-    for w in resolved.warnings:
-        stderr.print(f"[yellow]warning:[/] {w}")
-    hasher = _hasher(ckpt, key)
-    dev = resolve_device(device)
-    forget = dataset.train.subset(resolved.forget_rows)
-    retain = dataset.train.subset(resolved.retain_rows)
-    original = ckpt.build_model(dev)
-    task = UnlearnTask(
-        copy.deepcopy(original), forget, retain, dataset, ckpt.meta.train_config, dev, seed, show_progress
+    from medforget import ledger
+
+    data = data or DataPaths()
+    inputs = {"the input checkpoint": Path(checkpoint), "the manifest": data.manifest, "the ledger": outputs.ledger}
+    if outputs.ledger is not None:
+        inputs["the ledger's lock file"] = ledger.lock_path(Path(outputs.ledger))
+        ledger.check_appendable(outputs.ledger, key)
+    if settings.baseline == "calibrated":
+        if settings.calibration is None:
+            raise MedforgetError("--baseline calibrated needs --calibration FILE (written by 'medforget calibrate')")
+        inputs["the calibration"] = settings.calibration
+    elif settings.baseline not in ("retrain", "none"):
+        inputs["the baseline checkpoint"] = Path(settings.baseline)
+    if settings.baseline == "retrain" and settings.retrains < 2:
+        log.warning("with one retrain the noise floor cannot be measured: every check will be inconclusive")
+    check_outputs(
+        {"--out": outputs.checkpoint, "--report": outputs.report, "--html": outputs.html}, inputs, outputs.force
     )
-
-    stderr.print(f"unlearning {len(forget)} samples ({len(resolved.patient_ids)} patients) with {method} on {dev}")
-    retrain_model, retrain_seconds, source, base_sha = None, None, "none", None
-    if method == "retrain" and parsed == spec.params():
-        # Exact unlearning with the recorded recipe *is* the baseline: train (or reuse) it once.
-        model, retrain_seconds, source, base_sha = retrain_baseline(ckpt, task, hasher, resolved)
-        method_seconds = retrain_seconds or 0.0
-        if baseline == "retrain":
-            retrain_model, baseline = model, "done"
-    else:
-        start = time.perf_counter()
-        model = spec(task, parsed)
-        method_seconds = time.perf_counter() - start
-
-    if baseline == "retrain":
-        base_task = UnlearnTask(
-            copy.deepcopy(original), forget, retain, dataset, ckpt.meta.train_config, dev, seed, show_progress
-        )
-        retrain_model, retrain_seconds, source, base_sha = retrain_baseline(ckpt, base_task, hasher, resolved)
-    elif baseline not in ("none", "done"):
-        retrain_model, base_sha = _given_baseline(Path(baseline), ckpt, resolved, key, dev)
-        source = str(baseline)
-
-    sets = {"retain": retain, "forget": forget, "test": dataset.test}
-    memo_base = (hashlib.sha256("\n".join(forget.sample_ids).encode()).hexdigest(), fn_cost, fp_cost, seed)
-    evals = {
-        name: _evaluate_memo(sha, m, sets, dataset, dev, memo_base) if m is not None else None
-        for name, m, sha in (
-            ("original", original, ckpt.sha256),
-            ("unlearned", model, None),
-            ("retrain", retrain_model, base_sha),
-        )
-    }
-    unlearned_eval = evals["unlearned"]
-    assert unlearned_eval is not None and evals["original"] is not None
-    gaps, avg = compute_gaps(unlearned_eval, evals["retrain"])
-    verdict = judge(unlearned_eval, evals["retrain"], thresholds)
-    analysis, gap_intervals = build_analysis(
-        evals["original"],
-        unlearned_eval,
-        evals["retrain"],
-        {"forget": forget.attributes, "test": dataset.test.attributes},
-        dataset.positive,
-        seed,
-    )
-    gaps, verdict = attach_intervals(gaps, verdict, gap_intervals)
-
-    test_metrics = {"test_accuracy": unlearned_eval.test.accuracy or 0.0}
-    if unlearned_eval.test.fnr is not None:
-        test_metrics["test_fnr"] = unlearned_eval.test.fnr
-    meta = derived_meta(ckpt, hasher, resolved, method, parsed.model_dump(), method_seconds, test_metrics)
-    data = checkpoint_bytes(model, meta, key)
-    out_sha = hashlib.sha256(data).hexdigest()
-    req = resolved.request
-    report = UnlearnReport(
-        method=method,
-        params=parsed.model_dump(),
-        request=RequestSummary(
-            request_id=req.request_id,
-            received_at=req.received_at,
-            reason=req.reason,
-            n_samples=len(resolved.sample_ids),
-            n_patients=len(resolved.patient_ids),
-            counts=resolved.counts,
-            previously_forgotten=resolved.previously_forgotten,
-            warnings=resolved.warnings,
-        ),
-        classes=dataset.classes,
-        positive=[dataset.classes[i] for i in dataset.positive],
-        fn_cost=fn_cost,
-        fp_cost=fp_cost,
-        original=evals["original"],
-        unlearned=unlearned_eval,
-        retrain=evals["retrain"],
-        gaps=gaps,
-        average_gap=avg,
-        thresholds=thresholds,
-        verdict=verdict,
-        cost=Cost(
-            method_seconds=round(method_seconds, 3),
-            retrain_seconds=None if retrain_seconds is None else round(retrain_seconds, 3),
-            speedup=round(retrain_seconds / method_seconds, 2) if retrain_seconds and method_seconds else None,
-            baseline_source=source,
-            tuning_seconds=tuning.tuning_seconds if tuning is not None else None,
-            tuning_break_even_requests=tuning.break_even_requests if tuning is not None else None,
-        ),
-        provenance=Provenance(
-            dataset=dataset.name,
-            dataset_fingerprint=ckpt.meta.dataset.fingerprint,
-            input_checkpoint=str(checkpoint),
-            input_sha256=ckpt.sha256,
-            output_checkpoint=str(out),
-            output_sha256=out_sha,
-            baseline_sha256=base_sha,
-            seed=seed,
-            device=str(dev),
-        ),
-        analysis=analysis,
-    )
-    report_text = report.model_dump_json(indent=2)
-    html_text = None
-    if html_file:
-        from medforget.html import render_unlearn_html  # matplotlib is imported only when a page is wanted
-
-        html_text = render_unlearn_html(report)  # before any write: a rendering error leaves nothing behind
-    with contextlib.ExitStack() as outputs:  # nothing moves into place unless every file was written
-        outputs.enter_context(atomic_path(out, force)).write_bytes(data)
-        if report_file:
-            outputs.enter_context(atomic_path(report_file, force)).write_text(report_text)
-        seq = None
-        if ledger is not None:  # last step before the outputs move into place: a refused append leaves nothing
-            from medforget import ledger as ledger_mod
-
-            seq = ledger_mod.append(
-                ledger,
-                key=key,
-                entry_type="unlearn",
-                request_id=req.request_id,
-                sample_ids=resolved.sample_ids,
-                patient_ids=resolved.patient_ids,
-                method=method,
-                params=report.params,
-                input_sha256=ckpt.sha256,
-                output_sha256=out_sha,
-                report_sha256=hashlib.sha256(report_text.encode()).hexdigest(),
-            ).seq
-            stderr.print(f"ledger: appended entry {seq} to {ledger}")
-            if html_file:
-                html_text = render_unlearn_html(report, ledger_entry=seq)
-        if html_file and html_text is not None:
-            outputs.enter_context(atomic_path(html_file, force)).write_text(html_text, encoding="utf-8")
-    return report
-
-
-def check_ledger(ledger: str | Path, key: bytes | None) -> None:
-    """Fail before any work if the ledger cannot be appended to (no key, no folder)."""
+    get_method(settings.method).parse_params(settings.params, settings.preset)  # bad parameters fail first
     if key is None:
-        raise MedforgetError(
-            "--ledger needs a secret key ($MEDFORGET_KEY or --key-file): the ledger refuses to store patient IDs "
-            "in clear; create one with 'medforget key new > medforget.key'"
+        log.warning(
+            "no key ($MEDFORGET_KEY or --key-file): forgotten IDs are stored as salted hashes, "
+            "which anyone can test guesses against"
         )
-    if not Path(ledger).parent.is_dir():
-        raise MedforgetError(f"ledger folder {Path(ledger).parent} does not exist")
+    task = open_task(checkpoint, request, data, settings.device, key, settings.allow_class_removal, settings.show_ids)
+    require_signed(task, settings.accept_unsigned)
+    result = run_unlearning(task, settings, tuning)
+    return write_outputs(result, outputs, key)
+
+
+__all__ = ["Outputs", "UnlearnResult", "derived_meta", "run_unlearning", "unlearn", "write_outputs"]

@@ -43,7 +43,7 @@ def breast():
 @pytest.fixture(scope="session")
 def quick_cfg():
     """A recipe that beats the majority class on BreastMNIST in about half a minute on CPU."""
-    from medforget.engine import TrainConfig
+    from medforget.config import TrainConfig
 
     return TrainConfig(arch="resnet10", epochs=5, batch_size=32, lr=1e-3, seed=0)
 
@@ -54,7 +54,7 @@ def breast_ckpt(tmp_path_factory: pytest.TempPathFactory, breast, quick_cfg) -> 
     from medforget.train import train
 
     path = tmp_path_factory.mktemp("models") / "breast.safetensors"
-    train(breast, quick_cfg, path, device="cpu", show_progress=False)
+    train(breast, quick_cfg, path, device="cpu")
     return path
 
 

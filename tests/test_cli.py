@@ -78,4 +78,4 @@ def test_tampered_checkpoint_fails_info(breast_ckpt: Path, tmp_path: Path) -> No
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(bytes(data))
     res = runner.invoke(app, ["info", str(bad)])
-    assert res.exit_code == 2 and "weights hash mismatch" in res.stderr
+    assert res.exit_code == 3 and "weights hash mismatch" in res.stderr  # tampering, not bad input

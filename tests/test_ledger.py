@@ -18,7 +18,7 @@ import pytest
 
 from medforget.errors import MedforgetError
 from medforget.keys import IdHasher, key_id
-from medforget.ledger import GENESIS, LedgerEntry, append, find, ledger_schema, read_entries, verify
+from medforget.ledger import GENESIS, EntryContent, LedgerEntry, append, find, ledger_schema, read_entries, verify
 
 KEY = b"k" * 32
 OTHER_KEY = b"x" * 32
@@ -42,7 +42,7 @@ def add(path: Path, i: int, key: bytes | None = KEY, **kw) -> LedgerEntry:
         "report_sha256": None if i == 0 else sha(f"report-{i}"),
     }
     args.update(kw)
-    return append(path, key=key, **args)
+    return append(path, key=key, content=EntryContent(**args))
 
 
 def make_ledger(tmp_path: Path, n: int = 5) -> Path:
@@ -180,7 +180,7 @@ def test_edited_entry(tmp_path: Path) -> None:
     path = make_ledger(tmp_path)
     rows = lines(path)
     d = json.loads(rows[1])
-    d["request_id"] = "REQ-999"
+    d["method"] = "salun"
     rows[1] = dumps(d)
     write_lines(path, rows)
     p = only_problem(path)
@@ -232,7 +232,7 @@ def test_crafted_line_is_inserted(tmp_path: Path, seq: int) -> None:
     path = make_ledger(tmp_path)
     rows = lines(path)
     d = json.loads(rows[1])
-    d.update(seq=seq, request_id="FAKE", output_sha256=sha("backdoored"), prev_hash=json.loads(rows[1])["entry_hash"])
+    d.update(seq=seq, method="fake", output_sha256=sha("backdoored"), prev_hash=json.loads(rows[1])["entry_hash"])
     rows.insert(2, dumps(reseal(d)))
     write_lines(path, rows)
     for key in (KEY, None):
@@ -297,7 +297,7 @@ def test_rewritten_chain_needs_the_key_to_detect(tmp_path: Path) -> None:
     """Rewriting line 2 and re-chaining everything after it fools a keyless check, never the MAC."""
     path = make_ledger(tmp_path)
     rows = [json.loads(r) for r in lines(path)]
-    rows[1]["request_id"] = "REQ-other"
+    rows[1]["method"] = "other"
     for i in range(1, len(rows)):
         rows[i]["prev_hash"] = rows[i - 1]["entry_hash"]
         reseal(rows[i])
@@ -336,19 +336,15 @@ def test_append_refuses_after_an_incomplete_line(tmp_path: Path) -> None:
 
 def _append_many(path: str, worker: int, n: int) -> None:
     for i in range(n):
-        append(
-            path,
-            key=KEY,
+        content = EntryContent(
             entry_type="unlearn",
             request_id=f"W{worker}-{i}",
             sample_ids=[f"train-{worker:02d}{i:04d}"],
-            patient_ids=[],
             method="finetune",
             params={"worker": worker, "i": i},
-            input_sha256=None,
             output_sha256=sha(f"{worker}-{i}"),
-            report_sha256=None,
         )
+        append(path, key=KEY, content=content)
 
 
 def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
@@ -364,6 +360,8 @@ def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
     entries = read_entries(path)
     assert len(entries) == 100
     assert [e.seq for e in entries] == list(range(100))
-    assert {e.request_id for e in entries} == {f"W{w}-{i}" for w in range(4) for i in range(25)}
+    refs = {IdHasher(KEY).request_ref(f"W{w}-{i}") for w in range(4) for i in range(25)}
+    assert {e.request_ref for e in entries} == refs  # the references are stored only as keyed digests
+    assert "W0-0" not in path.read_text()
     res = verify(path, KEY)
     assert res.ok and res.n_entries == 100, res.problems

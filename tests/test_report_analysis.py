@@ -20,22 +20,18 @@ import pytest
 import torch
 
 from medforget.errors import MedforgetError
-from medforget.metrics import (
+from medforget.evaluation import (
     MiaResult,
+    ModelEval,
     SampleOutcomes,
     bootstrap_ci,
     bootstrap_ratios,
     difficulty_terciles,
     set_metrics,
 )
-from medforget.report import (
-    ModelEval,
-    UnlearnReport,
-    Verdict,
-    attribute_analysis,
-    build_analysis,
-    report_schema,
-)
+from medforget.verify.analysis import attribute_analysis, build_analysis
+from medforget.verify.report import UnlearnReport, report_schema
+from medforget.verify.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 REQUEST = REPO / "sample_requests" / "breastmnist-malignant-heavy.json"
@@ -151,8 +147,8 @@ def test_analysis_is_skipped_for_evaluations_without_outcomes() -> None:
     e = fake_eval({k: (labels, labels.numpy()) for k in ("retain", "forget", "test")})
     reloaded = ModelEval.model_validate_json(e.model_dump_json())
     assert reloaded.outcomes("test") is None
-    assert build_analysis(reloaded, reloaded, None, {}, [0], seed=0) == (None, {})
-    analysis, diffs = build_analysis(e, e, e, {}, [0], seed=0)
+    assert build_analysis(reloaded, reloaded, [], {}, [0], seed=0) == (None, {})
+    analysis, diffs = build_analysis(e, e, [e, e], {}, [0], seed=0)
     assert analysis is not None and set(diffs) == {
         "retain accuracy",
         "forget accuracy",
@@ -169,36 +165,35 @@ def test_analysis_is_skipped_for_evaluations_without_outcomes() -> None:
 @pytest.fixture(scope="module")
 def finetune_run(breast_ckpt: Path, breast, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
     """One real unlearn() with a sex manifest, a retrain baseline and the HTML page; predict() calls counted."""
-    import medforget.unlearn as unlearn_mod
+    import medforget.evaluation.evaluate as evaluate_mod
+    from medforget.config import UnlearnSettings
+    from medforget.data import DataPaths
+    from medforget.evaluation import EvalMemo
     from medforget.request import read_request
+    from medforget.unlearn import Outputs, unlearn
 
     folder = tmp_path_factory.mktemp("analysis")
     manifest = write_sex_manifest(folder / "sex.csv", len(breast.train), len(breast.test))
     calls: list[str] = []
-    real_predict = unlearn_mod.predict
+    real_predict = evaluate_mod.predict
 
     def counting_predict(model, split, device, *args, **kwargs):
         calls.append(split.name)
         return real_predict(model, split, device, *args, **kwargs)
 
-    monkeypatch_module.setattr(unlearn_mod, "predict", counting_predict)
-    monkeypatch_module.setattr(unlearn_mod, "_EVAL_MEMO", {})  # evaluate all three models in this run
+    monkeypatch_module.setattr(evaluate_mod, "predict", counting_predict)
+    monkeypatch_module.setattr("medforget.verification.MEMO", EvalMemo())  # evaluate every model in this run
     paths = {
         "out": folder / "ft.safetensors",
         "report": folder / "ft.report.json",
         "html": folder / "ft.report.html",
     }
-    report = unlearn_mod.unlearn(
+    report = unlearn(
         breast_ckpt,
         read_request(REQUEST),
-        "finetune",
-        paths["out"],
-        params={"epochs": 1},
-        report_path=paths["report"],
-        manifest=manifest,
-        device="cpu",
-        show_progress=False,
-        html_path=paths["html"],
+        UnlearnSettings(method="finetune", params={"epochs": 1}, device="cpu", retrains=2),
+        Outputs(checkpoint=paths["out"], report=paths["report"], html=paths["html"]),
+        data=DataPaths(manifest=manifest),
     )
     return report, paths, calls
 
@@ -212,7 +207,9 @@ def monkeypatch_module():
 
 def test_each_model_is_run_once_per_set(finetune_run) -> None:
     _, _, calls = finetune_run
-    assert sorted(calls) == sorted(["train", "train", "test"] * 3)  # retain, forget, test x 3 models
+    # retain, forget, test and validation once for each of the four models (original, unlearned, 2 retrains),
+    # plus the original once more on validation to set the operating point's target sensitivity
+    assert sorted(calls) == sorted(["train", "train", "test", "val"] * 4 + ["val"])
 
 
 def test_report_json_has_intervals_difficulty_and_groups(finetune_run) -> None:
@@ -222,20 +219,26 @@ def test_report_json_has_intervals_difficulty_and_groups(finetune_run) -> None:
     assert data == json.loads(report.model_dump_json())
     a = report.analysis
     assert a is not None and a.intervals.n_resamples == 1000 and a.intervals.level == 0.95
+    rows = {r.key: r for r in report.metrics}
     for name in ("original", "unlearned", "retrain"):
-        ev, iv = getattr(report, name), getattr(a.intervals, name)
+        iv = getattr(a.intervals, name)
         for s in ("retain", "forget", "test"):
-            acc, ci = getattr(ev, s).accuracy, getattr(iv, s).accuracy
-            assert ci is not None and ci.low <= acc <= ci.high
+            row = rows[f"{s}_accuracy"]
+            acc = row.retrain_mean if name == "retrain" else getattr(row, name)
+            ci = getattr(iv, s).accuracy
+            assert ci is not None and ci.low - 1e-9 <= acc <= ci.high + 1e-9  # retrain: the per-sample average
         assert iv.test.fnr is not None and iv.mia_efficacy is not None
     assert {"test accuracy", "test fnr", "test fpr", "forget mia"} <= set(a.intervals.differences)
-    # every gap row and every check carries its paired interval; the point verdict is unchanged
-    assert all(g.ci is not None for g in report.gaps)
-    for g in report.gaps:
-        assert g.ci.low - 1e-9 <= g.unlearned - g.retrain <= g.ci.high + 1e-9
+    # every averaged metric row carries its paired interval around unlearned - retrain mean
+    for row in report.metrics:
+        if row.key in ("retain_accuracy", "forget_accuracy", "test_accuracy", "test_fnr", "mia"):
+            assert row.ci is not None and row.ci.low - 1e-9 <= row.unlearned - row.retrain_mean <= row.ci.high + 1e-9
+    # the verdict compares with both retrains: means and spreads are theirs
+    assert len(report.retrains) == 2 and len(report.retrain_seeds) == 2 and 0 not in report.retrain_seeds
     for c in report.verdict.checks:
-        assert c.ci is not None and c.ci_conclusion is not None
-        assert c.ci_includes_limit == (c.ci_conclusion == "inconclusive")
+        assert c.status in ("pass", "fail", "inconclusive", "unknown")
+        if c.status != "unknown":
+            assert len(c.retrain_values) == 2 and c.noise_margin is not None
     # difficulty terciles partition the 55 forget samples, easiest first
     d = a.difficulty
     assert d is not None and [s.name for s in d.slices] == ["easy", "medium", "hard"]
@@ -252,7 +255,7 @@ def test_report_json_has_intervals_difficulty_and_groups(finetune_run) -> None:
 
 
 def test_html_is_self_contained_and_readable(finetune_run) -> None:
-    from medforget.html import plain_verdict
+    from medforget.render.html import plain_verdict
 
     report, paths, _ = finetune_run
     page = paths["html"].read_text(encoding="utf-8")
@@ -264,54 +267,54 @@ def test_html_is_self_contained_and_readable(finetune_run) -> None:
     assert html.escape(plain_verdict(report)) in page
     assert html.escape(report.request.request_id) in page
     assert report.provenance.output_sha256 in page and report.provenance.input_sha256 in page
-    assert "95%" in page and ("too close to call" in page or "clear" in page)
+    assert all(h in page for h in report.provenance.baseline_sha256)
+    # the checks against the K retrains: tolerance and noise margin, not a single retrain's 95% range
+    k = len(report.retrains)
+    assert f"Retrained without the patients ({k} model" in page and "Where a retrained model lands by chance" in page
+    assert "Does each erased image look as if it had never been seen?" in page
     assert "sex — erased images" in page and "sex — new patients (test)" in page
     assert "easy (loss" in page and "hard (loss" in page
 
 
 def test_html_renders_reloaded_and_unverified_reports(finetune_run, tmp_path: Path) -> None:
-    from medforget.html import render_unlearn_html, write_unlearn_html
+    from medforget.render.html import LEDGER_PLACEHOLDER, render_unlearn_html
 
     _, paths, _ = finetune_run
     reloaded = UnlearnReport.model_validate_json(paths["report"].read_text())
-    target = write_unlearn_html(reloaded, tmp_path / "again.html", ledger_entry=7)
+    target = tmp_path / "again.html"
+    target.write_text(render_unlearn_html(reloaded, ledger_entry=7), encoding="utf-8")
     assert re.search(r"Ledger position</td><td[^>]*>7</td>", target.read_text(encoding="utf-8"))
-    with pytest.raises(MedforgetError, match="already exists"):
-        write_unlearn_html(reloaded, target)
-    write_unlearn_html(reloaded, target, force=True)
-    # a report from before the analysis existed, without a baseline: still renders, says so plainly
+    # the placeholder unlearn.write_outputs replaces once the ledger entry exists passes through escaping intact
+    assert LEDGER_PLACEHOLDER in render_unlearn_html(reloaded, ledger_entry=LEDGER_PLACEHOLDER)
+    # a report without the analysis and without retrains: still renders, says so plainly
     old = json.loads(paths["report"].read_text())
     old.pop("analysis")
-    for c in old["verdict"]["checks"]:
-        for k in ("ci", "ci_includes_limit", "ci_conclusion"):
-            c.pop(k)
-    for g in old["gaps"]:
-        g.pop("ci")
+    for row in old["metrics"]:
+        row.pop("ci", None)
     bare = UnlearnReport.model_validate(old).model_copy(
         update={
-            "retrain": None,
+            "retrains": [],
+            "retrain_seeds": [],
+            "evidence": None,
             "verdict": Verdict(status="unverified", summary='Not verified: <no baseline> & "quotes"'),
         }
     )
     page = render_unlearn_html(bare)
-    assert "Erasure not verified" in page and "&lt;no baseline&gt; &amp; &quot;quotes&quot;" in page
+    assert "Erasure not verified" in page and "&lt;no baseline&gt; &amp; &#34;quotes&#34;" in page
     assert "<no baseline>" not in page
 
 
 def test_html_path_is_checked_before_any_work(breast_ckpt: Path, tmp_path: Path) -> None:
+    from medforget.config import UnlearnSettings
     from medforget.request import read_request
-    from medforget.unlearn import unlearn
+    from medforget.unlearn import Outputs, unlearn
 
     taken = tmp_path / "taken.html"
     taken.write_text("keep me")
+    settings = UnlearnSettings(method="finetune")
+    out = tmp_path / "o.safetensors"
     with pytest.raises(MedforgetError, match="already exists"):
-        unlearn(breast_ckpt, read_request(REQUEST), "finetune", tmp_path / "o.safetensors", html_path=taken)
-    with pytest.raises(MedforgetError, match="different file"):
-        unlearn(
-            breast_ckpt,
-            read_request(REQUEST),
-            "finetune",
-            tmp_path / "o.safetensors",
-            html_path=tmp_path / "o.safetensors",
-        )
+        unlearn(breast_ckpt, read_request(REQUEST), settings, Outputs(checkpoint=out, html=taken))
+    with pytest.raises(MedforgetError, match="same file"):
+        unlearn(breast_ckpt, read_request(REQUEST), settings, Outputs(checkpoint=out, html=out))
     assert taken.read_text() == "keep me" and not (tmp_path / "o.safetensors").exists()

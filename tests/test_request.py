@@ -58,10 +58,17 @@ def test_patients_resolve_to_all_their_samples(tmp_path: Path) -> None:
 
 
 def test_resolution_refusals(breast) -> None:
+    unknown = DeletionRequest(sample_ids=["train-000001", "train-999998", "train-999999"])
+    with pytest.raises(RequestError, match=r"unknown sample IDs.*sample_ids\[1\], sample_ids\[2\] \(2 in all\)") as e:
+        resolve(unknown, breast)
+    assert "train-999998" not in str(e.value)  # errors name positions, not IDs, unless asked
     with pytest.raises(RequestError, match=r"unknown sample IDs.*train-999998, train-999999 \(2 in all\)"):
-        resolve(DeletionRequest(sample_ids=["train-000001", "train-999998", "train-999999"]), breast)
-    with pytest.raises(RequestError, match=r"never trained on.*test-000004"):
+        resolve(unknown, breast, show_ids=True)
+    with pytest.raises(RequestError, match=r"never trained on.*1 samples") as e:
         resolve(DeletionRequest(sample_ids=["train-000001", "test-000004"]), breast)
+    assert "test-000004" not in str(e.value)
+    with pytest.raises(RequestError, match=r"never trained on.*test-000004"):
+        resolve(DeletionRequest(sample_ids=["train-000001", "test-000004"]), breast, show_ids=True)
     with pytest.raises(RequestError, match="unknown patient IDs"):
         resolve(DeletionRequest(patient_ids=["nobody"]), breast)
     with pytest.raises(RequestError, match="nothing to forget"):

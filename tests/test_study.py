@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = """
 name = "tiny"
 seeds = [0]
+retrains = 2
 methods = ["retrain", {{method = "finetune", label = "ft-1", params = {{epochs = 1}}}}]
 [[datasets]]
 name = "breastmnist"
@@ -96,7 +97,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("study")
     cfg = load_study_config(write(folder, TINY.format(fraction=0.1)))
     out = folder / "out"
-    first = run_study(cfg, out, show_progress=False)
+    first = run_study(cfg, out)
     return cfg, out, first
 
 
@@ -109,8 +110,8 @@ def test_study_writes_tidy_rows_summary_and_plots(tiny_study) -> None:
         (f, m) for f in ("random20", "malignant-only10") for m in ("retrain", "ft-1")
     }
     for r in rows:
-        if r["label"] == "retrain":  # retrain is its own baseline: zero gap
-            assert float(r["average_gap"]) == 0.0
+        if r["label"] == "retrain":  # exact unlearning (the recipe's own seed) is never judged a failure
+            assert r["verdict"] != "fail" and int(r["n_retrains"]) == 2
         assert 0 <= float(r["unlearned_test_accuracy"]) <= 1
         assert float(r["method_seconds"]) > 0
     only = [r for r in rows if r["forget"] == "malignant-only10"]
@@ -127,17 +128,17 @@ def test_study_writes_tidy_rows_summary_and_plots(tiny_study) -> None:
 
 def test_rerun_reuses_everything_and_resume_redoes_only_what_is_missing(tiny_study) -> None:
     cfg, out, _ = tiny_study
-    again = run_study(cfg, out, show_progress=False, plots=False)
+    again = run_study(cfg, out, plots=False)
     assert (again.timings.originals_trained, again.timings.runs_done, again.timings.runs_reused) == (0, 0, 4)
     # An interrupted study: one run never finished (its file is missing) and one was half-written.
     (out / "runs" / "breastmnist" / "random20" / "seed0" / "ft-1.json").unlink()
     (out / "runs" / "breastmnist" / "malignant-only10" / "seed0" / "ft-1.json").write_text('{"key": "abc", "rep')
-    resumed = run_study(cfg, out, show_progress=False, plots=False)
+    resumed = run_study(cfg, out, plots=False)
     assert (resumed.timings.runs_done, resumed.timings.runs_reused) == (2, 2)
     # Changing a method's parameters re-runs that method only.
     cfg2 = cfg.model_copy(deep=True)
     cfg2.methods[1].params = {"epochs": 1, "lr": 5e-5}
-    changed = run_study(cfg2, out, show_progress=False, plots=False)
+    changed = run_study(cfg2, out, plots=False)
     assert (changed.timings.runs_done, changed.timings.runs_reused) == (2, 2)
     StudyResult.model_validate_json((out / "study.json").read_text())
 
@@ -183,7 +184,8 @@ def test_patient_design_withdraws_whole_patients(tmp_path: Path) -> None:
 
     from medforget.data import load_dataset
     from medforget.request import resolve
-    from medforget.study import ForgetDesign, make_request
+    from medforget.study.config import ForgetDesign
+    from medforget.study.runner import make_request
 
     manifest = write_png_dataset(tmp_path / "imgs", {"train": 40, "val": 6, "test": 6})  # two images per patient
     ds = load_dataset("csv", size=20, manifest=manifest, positive=["malignant"])

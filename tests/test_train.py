@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from medforget.checkpoint import load_checkpoint
-from medforget.engine import TrainConfig, fit, predict, resolve_device, train_model
-from medforget.metrics import set_metrics
+from medforget.config import TrainConfig
+from medforget.engine import fit, predict, resolve_device, train_model
+from medforget.evaluation import set_metrics
 
 
 def test_short_training_beats_the_majority_class(breast, breast_ckpt) -> None:
@@ -23,11 +24,11 @@ def test_training_is_deterministic_for_a_seed(breast) -> None:
     small = breast.train.subset(range(96))
     cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32, seed=7)
     dev = resolve_device("cpu")
-    a, _ = train_model(breast, cfg, dev, train_split=small, show_progress=False)
-    b, _ = train_model(breast, cfg, dev, train_split=small, show_progress=False)
+    a, _ = train_model(breast, cfg, dev, train_split=small)
+    b, _ = train_model(breast, cfg, dev, train_split=small)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
-    c, _ = train_model(breast, cfg.model_copy(update={"seed": 8}), dev, train_split=small, show_progress=False)
+    c, _ = train_model(breast, cfg.model_copy(update={"seed": 8}), dev, train_split=small)
     assert not torch.equal(a.state_dict()["fc.weight"], c.state_dict()["fc.weight"])
 
 
@@ -38,7 +39,7 @@ def test_fit_restores_the_best_validation_epoch(breast) -> None:
     cfg = TrainConfig(arch="resnet10", epochs=3, batch_size=64, lr=3e-3, seed=1)
     dev = resolve_device("cpu")
     model = build_model(cfg, breast, dev)
-    result = fit(model, breast.train.subset(range(128)), cfg, dev, val=breast.val, show_progress=False)
+    result = fit(model, breast.train.subset(range(128)), cfg, dev, val=breast.val)
     best = max(result.history, key=lambda h: (h.val_acc, -h.val_loss))
     assert result.best_epoch == best.epoch
     acc = float((predict(model, breast.val, dev).argmax(1) == breast.val.labels).float().mean())

@@ -1,10 +1,24 @@
-"""Training loops shared by the unlearning methods.
+"""Training loops shared by the unlearning methods, and the rule that decides when forgetting is done.
 
-Most approximate methods optimise an objective on forget samples together with retain
-samples. Iterating the whole retain set every epoch would cost as much as retraining,
-which defeats the purpose; instead each step pairs a forget batch with ``retain_ratio``
-times as many retain samples, drawn afresh each epoch, in one forward pass (so batch
-norm sees the mixture, as in random-labelling on the union of both sets).
+Most approximate methods optimise an objective on forget samples together with retain samples.
+Iterating the whole retain set every epoch costs as much as retraining; by default (``retain_per_epoch
+= "paired"``) each step pairs a forget batch with ``retain_ratio`` times as many retain samples, drawn
+afresh each epoch, in one forward pass (so batch norm sees the mixture). The published recipes instead
+sweep the whole retain set every epoch (``"all"``), which the ``published`` presets select.
+
+**When to stop** (``stop``). Running a fixed number of epochs either forgets nothing or overshoots,
+depending on the learning rate. :class:`StopRule` checks, every ``check_every`` steps, whether the
+forget samples have become indistinguishable from data the model never saw, the state a retrain
+leaves them in, and stops once two consecutive checks say so:
+
+* ``"auc"`` (default): on an independent, class-stratified probe of the forget set, after refitting
+  the output bias on the validation split (so a shifted threshold does not count as forgetting), the AUC
+  of the forget samples' logit-scaled confidence against validation samples of the same classes must
+  fall to ``stop_auc`` (0.5: indistinguishable). The probe is drawn with its own generator, never the
+  one that orders the training batches.
+* ``"accuracy"``: v1's rule, forget accuracy down to the original's validation accuracy for the same class
+  mix (kept to reproduce earlier results; a threshold shift satisfies it).
+* ``"none"``: run every epoch (the published recipes).
 """
 
 from __future__ import annotations
@@ -18,12 +32,18 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from medforget import progress
 from medforget.data import Split, to_float
-from medforget.engine import compute_clock, make_optimizer, make_scheduler, progress_bar, seed_everything
-from medforget.methods import MethodParams, UnlearnTask
+from medforget.engine import compute_clock, make_optimizer, make_scheduler, predict, seed_everything
+from medforget.evaluation import fit_output_bias, logit_confidence
+from medforget.methods._registry import MethodParams, UnlearnTask
+from medforget.verify.evidence import forget_auc
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``objective(logits_forget, y_forget, rows_forget, logits_retain, y_retain) -> loss``."""
+
+PROBE_SEED_OFFSET = 7919
+"""The probe's generator is seeded apart from the batch order's, so it is not the samples trained on first."""
 
 
 class OptimParams(MethodParams):
@@ -38,38 +58,48 @@ class OptimParams(MethodParams):
     batch_size: int = Field(64, ge=2, description="Samples per step (forget + retain)")
 
 
-class PairedParams(OptimParams):
+class StopParams(MethodParams):
+    """When an iterative method stops (see the module docstring)."""
+
+    stop: Literal["auc", "accuracy", "none"] = Field(
+        "auc", description="auc: forget samples look like unseen ones after a bias refit; accuracy: v1's rule; none"
+    )
+    stop_auc: float = Field(
+        0.55, ge=0.3, le=1.0, description="Stop once the forget-vs-unseen confidence AUC is at most this"
+    )
+    check_every: int = Field(0, ge=0, description="Steps between checks (0: about four checks per epoch)")
+    check_samples: int = Field(128, ge=16, description="Forget samples in the probe, stratified by class")
+
+
+class PairedParams(OptimParams, StopParams):
     epochs: int = Field(5, ge=1, description="At most this many passes over the forget set")
     lr: float = Field(5e-5, gt=0, description="Learning rate")
     retain_ratio: float = Field(
         2.0, gt=0, description="Retain samples per forget sample in each step (keeps accuracy on retained data)"
     )
-    early_stop: bool = Field(
-        True,
-        description="Stop once forget accuracy falls to the original model's held-out accuracy for the same class "
-        "mix: forget samples then look like unseen ones, as after retraining",
+    retain_per_epoch: Literal["paired", "all"] = Field(
+        "paired", description="paired: retain_ratio x |forget| retain samples per epoch; all: the whole retain set"
     )
-    check_every: int = Field(
-        3,
-        ge=1,
-        description="Steps between early-stop tests: a large forget set is forgotten (and overshoots) well within "
-        "one epoch",
+    freeze_output_bias: bool = Field(
+        False, description="Keep the output layer's bias fixed, so the decision threshold cannot be what moves"
     )
-    check_samples: int = Field(
-        256, ge=16, description="Forget samples each early-stop test scores (a fixed random subset if there are more)"
-    )
+
+
+def stratified_probe(split: Split, n: int, seed: int) -> Split:
+    """Up to ``n`` rows of ``split``, each class in proportion, drawn with ``seed``'s own generator."""
+    if len(split) <= n:
+        return split
+    gen = torch.Generator().manual_seed(seed)
+    rows: list[int] = []
+    for c in torch.unique(split.labels).tolist():
+        idx = torch.nonzero(split.labels == c).flatten()
+        take = max(1, round(n * len(idx) / len(split)))
+        rows += idx[torch.randperm(len(idx), generator=gen)[:take]].tolist()
+    return split.subset(sorted(rows))
 
 
 def unseen_accuracy(task: UnlearnTask) -> float:
-    """Accuracy the original model reaches on *unseen* samples with the forget set's class mix.
-
-    A model retrained without the forget set treats those samples as unseen, so its forget
-    accuracy is close to this (measured on the validation split, which no model trained on).
-    Per-class validation accuracy is weighted by the forget set's class counts, so a
-    disease-heavy request gets a disease-heavy target.
-    """
-    from medforget.engine import predict
-
+    """The original model's validation accuracy, weighted to the forget set's class mix (v1's stopping target)."""
     val = task.dataset.val
     correct = (predict(task.original, val, task.device).argmax(1) == val.labels).float()
     overall = float(correct.mean())
@@ -80,12 +110,42 @@ def unseen_accuracy(task: UnlearnTask) -> float:
     return float(sum(a * int(n) for a, n in zip(acc, counts, strict=True)) / max(int(counts.sum()), 1))
 
 
-def forget_accuracy(model: nn.Module, task: UnlearnTask, split: Split | None = None) -> float:
-    """Accuracy on the forget set (or on ``split``, a subset of it), in eval mode."""
-    from medforget.engine import predict
+class StopRule:
+    """Checks whether forgetting is done; stops after two consecutive checks agree."""
 
-    split = task.forget if split is None else split
-    return float((predict(model, split, task.device).argmax(1) == split.labels).float().mean())
+    def __init__(self, task: UnlearnTask, p: StopParams, steps_per_epoch: int) -> None:
+        self.task, self.p = task, p
+        self.every = p.check_every or max(3, steps_per_epoch // 4)
+        self.probe = stratified_probe(task.forget, p.check_samples, task.seed + PROBE_SEED_OFFSET)
+        self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
+        self.hits = 0
+        self.last = ""
+
+    def done(self, model: nn.Module, step: int) -> bool:
+        if self.p.stop == "none" or step % self.every:
+            return False
+        met = self._met(model)
+        model.train()
+        self.hits = self.hits + 1 if met else 0
+        return self.hits >= 2
+
+    def _met(self, model: nn.Module) -> bool:
+        dev, val = self.task.device, self.task.dataset.val
+        logits = predict(model, self.probe, dev)
+        if self.p.stop == "accuracy":
+            acc = float((logits.argmax(1) == self.probe.labels).float().mean())
+            self.last = f"forget acc {acc:.3f} (unseen {self.target:.3f})"
+            return acc <= (self.target or 0.0)
+        val_logits = predict(model, val, dev)
+        bias = torch.as_tensor(fit_output_bias(val_logits, val.labels), dtype=logits.dtype)
+        auc = forget_auc(
+            logit_confidence(logits + bias, self.probe.labels),
+            self.probe.labels.numpy(),
+            logit_confidence(val_logits + bias, val.labels),
+            val.labels.numpy(),
+        )
+        self.last = f"forget AUC {auc:.3f}"
+        return auc is not None and auc <= self.p.stop_auc
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -98,9 +158,31 @@ def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Gener
     return (labels + shift) % num_classes
 
 
+def random_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator, draw: str) -> torch.Tensor:
+    """``wrong``: a different class for every sample; ``uniform``: any class, as the reference code draws them."""
+    if draw == "uniform":
+        return torch.randint(0, num_classes, labels.shape, generator=gen)
+    return random_wrong_labels(labels, num_classes, gen)
+
+
 def uniform_target_loss(logits: torch.Tensor) -> torch.Tensor:
     """Cross-entropy to the uniform distribution, per sample: minimal at maximum predictive entropy."""
     return -F.log_softmax(logits, dim=1).mean(dim=1)
+
+
+def _trainable(model: nn.Module, freeze_output_bias: bool) -> list[nn.Parameter]:
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return [p for p in model.parameters() if not (freeze_output_bias and p is last.bias)]
+
+
+def _sizes(n_f: int, n_r: int, p: PairedParams) -> tuple[int, int, int]:
+    """Forget and retain samples per step, and steps per epoch."""
+    if p.retain_per_epoch == "all":
+        steps = max(1, math.ceil((n_f + n_r) / p.batch_size))
+        bf = max(1, math.ceil(n_f / steps))
+        return bf, min(math.ceil(n_r / steps), n_r), steps
+    bf = max(1, round(p.batch_size / (1 + p.retain_ratio)))
+    return bf, min(p.batch_size - bf, n_r), math.ceil(n_f / bf)
 
 
 def forget_retain_loop(
@@ -108,41 +190,42 @@ def forget_retain_loop(
     p: PairedParams,
     objective: Objective,
     forget_labels: torch.Tensor | None = None,
-    params: list[nn.Parameter] | None = None,
     after_step: Callable[[], None] | None = None,
     description: str = "unlearn",
 ) -> nn.Module:
-    """Optimise ``objective`` over forget batches paired with fresh retain samples, for ``p.epochs``."""
-    model = task.model
-    dev = task.device
+    """Optimise ``objective`` over forget batches paired with fresh retain samples, until the stop rule says done.
+
+    Args:
+        task: the method's task (its model is changed in place).
+        p: optimisation, pairing and stopping settings.
+        objective: the per-batch loss.
+        forget_labels: labels to train the forget samples toward (default: their own).
+        after_step: run after every optimizer step (e.g. SalUn's mask enforcement).
+        description: the progress task's name.
+
+    Returns:
+        The model, in eval mode.
+    """
+    # size: one loop over epochs and steps, with the stopping check; splitting it would scatter its state.
+    model, dev = task.model, task.device
     gen = seed_everything(task.seed)
     f_img, r_img = task.forget.images.to(dev), task.retain.images.to(dev)
     f_lab = (task.forget.labels if forget_labels is None else forget_labels).to(dev)
     r_lab = task.retain.labels.to(dev)
     n_f, n_r = len(task.forget), len(task.retain)
-    bf = max(1, round(p.batch_size / (1 + p.retain_ratio)))
-    br = min(p.batch_size - bf, n_r)
-    steps = math.ceil(n_f / bf)
-    opt = make_optimizer(
-        params if params is not None else list(model.parameters()), p.optimizer, p.lr, p.momentum, p.weight_decay
-    )
+    bf, br, steps = _sizes(n_f, n_r, p)
+    opt = make_optimizer(_trainable(model, p.freeze_output_bias), p.optimizer, p.lr, p.momentum, p.weight_decay)
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
-    target = unseen_accuracy(task) if p.early_stop else None
-    probe = task.forget  # what each early-stop test scores: all forget samples, or a fixed random subset
-    if n_f > p.check_samples:
-        probe = task.forget.subset(
-            torch.randperm(n_f, generator=torch.Generator().manual_seed(task.seed))[: p.check_samples]
-        )
+    rule = StopRule(task, p, steps)
     step = 0
     model.train()
-    with progress_bar(task.show_progress) as bar:
-        job = bar.add_task(description, total=p.epochs * steps, info="")
+    with progress.track(description, p.epochs * steps) as job:
         for _ in range(p.epochs):
             f_order = torch.randperm(n_f, generator=gen).to(dev)
             r_order = torch.randperm(n_r, generator=gen).to(dev)
             for s in range(steps):
-                fr = f_order[s * bf : (s + 1) * bf]
+                fr = f_order[(s * bf) % n_f : (s * bf) % n_f + bf]
                 rr = r_order.roll(-s * br)[:br] if br else r_order[:0]
                 x = to_float(torch.cat([f_img[fr], r_img[rr]])).contiguous(memory_format=fmt)
                 with compute_clock.running(dev):
@@ -154,28 +237,59 @@ def forget_retain_loop(
                     sched.step()
                     if after_step is not None:
                         after_step()
-                bar.update(job, advance=1, info=f"loss {loss.item():.3f}")
+                job.advance(1, f"loss {loss.item():.3f}")
                 step += 1
-                if target is not None and step % p.check_every == 0:
-                    acc = forget_accuracy(model, task, probe)
-                    model.train()
-                    if acc <= target:
-                        bar.update(job, info=f"forget acc {acc:.3f} <= unseen {target:.3f}: stop")
-                        return model.eval()
+                if rule.done(model, step):
+                    job.note(f"{rule.last}: forgotten, stop")
+                    return model.eval()
     return model.eval()
 
 
-def retain_cfg(task: UnlearnTask, p: OptimParams):
-    """A TrainConfig for retain-only fine-tuning, seeded by the task."""
-    return task.train_config.model_copy(
-        update={
-            "epochs": p.epochs,
-            "lr": p.lr,
-            "optimizer": p.optimizer,
-            "momentum": p.momentum,
-            "weight_decay": p.weight_decay,
-            "schedule": p.schedule,
-            "batch_size": p.batch_size,
-            "seed": task.seed,
-        }
-    )
+def retain_loop(
+    task: UnlearnTask, p: OptimParams, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], stop: StopParams
+) -> nn.Module:
+    """Fine-tune on the retain set alone (FT, l1-sparse), ``p.epochs`` passes, with the stop rule.
+
+    ``loss_fn(logits, labels)`` is the per-batch loss; no validation-based epoch selection (that would let the
+    validation split, which the verdict refits thresholds on, choose the model).
+    """
+    model, dev = task.model, task.device
+    gen = seed_everything(task.seed)
+    images, labels = task.retain.images.to(dev), task.retain.labels.to(dev)
+    steps = math.ceil(len(task.retain) / p.batch_size)
+    opt = make_optimizer(list(model.parameters()), p.optimizer, p.lr, p.momentum, p.weight_decay)
+    sched = make_scheduler(opt, p.schedule, p.epochs * steps)
+    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+    rule = StopRule(task, stop, steps)
+    step = 0
+    model.train()
+    with progress.track("retain fine-tuning", p.epochs * steps) as job:
+        for _ in range(p.epochs):
+            order = torch.randperm(len(labels), generator=gen).to(dev)
+            for rows in order.split(p.batch_size):
+                with compute_clock.running(dev):
+                    loss = loss_fn(model(to_float(images[rows]).contiguous(memory_format=fmt)), labels[rows])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                job.advance(1, f"loss {loss.item():.3f}")
+                step += 1
+                if rule.done(model, step):
+                    job.note(f"{rule.last}: forgotten, stop")
+                    return model.eval()
+    return model.eval()
+
+
+__all__ = [
+    "OptimParams",
+    "PairedParams",
+    "StopParams",
+    "StopRule",
+    "forget_retain_loop",
+    "random_labels",
+    "random_wrong_labels",
+    "retain_loop",
+    "stratified_probe",
+    "uniform_target_loss",
+]

@@ -11,7 +11,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.engine import build_model, fit
-from medforget.methods import MethodParams, UnlearnTask, register
+from medforget.methods._registry import MethodParams, UnlearnTask, register
 
 
 class Params(MethodParams):
@@ -31,6 +31,5 @@ def retrain(task: UnlearnTask, p: Params) -> nn.Module:
         task.device,
         val=task.dataset.val,
         description="retrain",
-        show_progress=task.show_progress,
     )
     return model

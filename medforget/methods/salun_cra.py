@@ -1,69 +1,155 @@
-"""``salun-cra``: clinical-risk-aware SalUn.
+"""``salun-cra``: clinical-risk-aware SalUn. It never teaches that a disease case is healthy.
 
-SalUn relabels every forget sample at random; for a malignant lesion in a binary task that
-label is "benign", so the model is taught to miss disease and the false-negative rate rises.
-SalUn-CRA keeps SalUn's saliency mask and random labels for negative (no-disease) forget
-samples, but pushes positive (disease) forget samples to maximum predictive entropy: the
-model un-learns its confidence about them without learning that disease looks healthy.
+SalUn relabels every forget sample at random; for a malignant lesion in a binary task that label is
+"benign", so the model learns to miss disease. v1 instead pushed disease forget samples to maximum
+entropy, which still moves them toward "healthy" (in a binary task, all the way to a coin flip), and
+relabelled every healthy forget sample "disease", so the threshold shift depended on the request's mix.
+
+v2 (the default) trains each forget sample toward what a model that never saw it would say:
+
+* ``hinge`` targets: a forget sample's logit-scaled confidence ``phi`` in its true class is pushed down
+  only while it exceeds the typical (median) confidence the original model has in unseen validation
+  samples of that class, and never below; a model that never trained on it would be about that sure.
+  For a disease sample in a task with several disease classes the confidence is taken against the
+  *other disease classes* only, so any spread stays inside the disease classes.
+* ``heldout`` targets: cross-entropy to the original's average prediction on unseen validation samples
+  of the same class (for several disease classes, its disease part, renormalised).
+* the output bias is frozen (``freeze_output_bias``), so shifting the decision threshold is not a way
+  to lower the forget loss, and the retain loss keeps the original class balance (``rebalance_retain``).
+
+Every choice is a parameter, recorded with the output, so the ablations run from one flag: ``--preset
+v1`` (uniform target, random labels for healthy samples, the v1 stopping rule); ``positive_target``,
+``negative_target``, ``rebalance_retain``, ``freeze_output_bias`` one at a time.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.methods import UnlearnTask, register
-from medforget.methods._loop import random_wrong_labels, uniform_target_loss
+from medforget.engine import predict
+from medforget.methods._loop import random_labels, uniform_target_loss
+from medforget.methods._registry import UnlearnTask, register
+from medforget.methods.salun import PUBLISHED, masked_loop, retain_class_weights
 from medforget.methods.salun import Params as SalUnParams
-from medforget.methods.salun import masked_loop
 
 IGNORE = -100  # F.cross_entropy's ignore_index: the sample gets no label at all
 
+V1 = {
+    "positive_target": "uniform",
+    "negative_target": "random-label",
+    "freeze_output_bias": False,
+    "stop": "accuracy",
+    "check_every": 3,
+    "check_samples": 256,
+}
+
 
 class Params(SalUnParams):
-    entropy_weight: float = Field(1.0, ge=0, description="Weight of the max-entropy term for positive forget samples")
-    rebalance_retain: bool = Field(
-        True,
-        description="Weight the retain loss so each class keeps its share of the original training set: a "
-        "disease-heavy request must not teach the model that disease is rarer",
+    positive_target: Literal["hinge", "heldout", "uniform"] = Field(
+        "hinge",
+        description="Disease forget samples: down to unseen-level confidence (hinge), to the average unseen "
+        "prediction (heldout), or to maximum entropy (uniform, v1)",
+    )
+    negative_target: Literal["hinge", "random-label"] = Field(
+        "hinge", description="Healthy forget samples: down to unseen-level confidence, or a random other label (v1)"
+    )
+    positive_weight: float = Field(1.0, ge=0, description="Weight of the disease forget samples' term")
+    rebalance_retain: bool = Field(True, description=SalUnParams.model_fields["rebalance_retain"].description)
+    freeze_output_bias: bool = Field(
+        True, description="Keep the output layer's bias fixed, so the decision threshold cannot be what moves"
     )
 
-
-def retain_class_weights(task: UnlearnTask) -> torch.Tensor:
-    """Per-class weights ``prior_train / prior_retain``.
-
-    Removing mostly-positive samples shifts the retain set's class balance toward "healthy", and
-    fine-tuning on it moves the decision threshold the same way: missed disease. Weighting restores
-    the class balance the original model was trained under (a class absent from retain gets 0).
-    """
-    k = task.num_classes
-    n_train = torch.bincount(torch.cat([task.forget.labels, task.retain.labels]), minlength=k).float()
-    n_retain = torch.bincount(task.retain.labels, minlength=k).float()
-    prior_train = n_train / n_train.sum()
-    prior_retain = n_retain / n_retain.sum()
-    return torch.where(n_retain > 0, prior_train / prior_retain.clamp_min(1e-12), torch.zeros(k))
+    PRESETS: ClassVar[dict] = {"published": PUBLISHED, "v1": V1}
+    SEARCH: ClassVar[dict] = {
+        "lr": ("log", 1e-5, 1e-2),
+        "epochs": ("int", 1, 10),
+        "mask_fraction": ("float", 0.1, 0.9),
+        "positive_weight": ("log", 0.1, 10.0),
+        "retain_ratio": ("float", 0.5, 4.0),
+        "stop_auc": ("float", 0.5, 0.65),
+    }
 
 
-def cra_targets(labels: torch.Tensor, positive: list[int], num_classes: int, gen: torch.Generator) -> torch.Tensor:
-    """Random wrong labels for negative samples; IGNORE (no label, entropy instead) for positive ones."""
-    is_pos = torch.isin(labels, torch.tensor(positive, dtype=labels.dtype))
-    return torch.where(is_pos, torch.full_like(labels, IGNORE), random_wrong_labels(labels, num_classes, gen))
+def confidence(logits: torch.Tensor, labels: torch.Tensor, among: torch.Tensor | None = None) -> torch.Tensor:
+    """phi = z_y - logsumexp(z_k) over the other classes (``among``: a mask of the classes to compare with)."""
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    if among is not None:
+        others = others.masked_fill(~among[labels], float("-inf"))
+    return logits.gather(1, labels[:, None]).squeeze(1) - torch.logsumexp(others, 1)
 
 
-@register("salun-cra", Params, summary="SalUn, but disease forget samples go to max entropy, never to 'healthy'")
+class _Targets:
+    """What a model that never saw a sample says about it: the original's behaviour on unseen validation data."""
+
+    def __init__(self, task: UnlearnTask) -> None:
+        k, dev = task.num_classes, task.device
+        pos = torch.zeros(k, dtype=torch.bool)
+        pos[task.positive] = True
+        # Compare a disease class only with the other disease classes when there are several.
+        self.among = torch.stack(
+            [pos if pos[c] and pos.sum() > 1 else torch.ones(k, dtype=torch.bool) for c in range(k)]
+        )
+        self.among[torch.arange(k), torch.arange(k)] = False
+        val = task.dataset.val
+        logits = predict(task.original, val, dev)
+        phi = confidence(logits, val.labels, self.among)
+        probs = logits.softmax(1)
+        self.level = torch.zeros(k)
+        self.soft = torch.full((k, k), 1.0 / k)
+        for c in range(k):
+            rows = val.labels == c
+            if rows.any():
+                self.level[c] = phi[rows].median()
+                p = probs[rows].mean(0)
+                self.soft[c] = p * pos / (p * pos).sum() if pos[c] and pos.sum() > 1 else p
+        self.pos, self.level, self.soft, self.among = (
+            pos.to(dev),
+            self.level.to(dev),
+            self.soft.to(dev),
+            self.among.to(dev),
+        )
+
+    def hinge(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per sample: how far its confidence exceeds the unseen level of its class (0 once it does not)."""
+        return F.relu(confidence(logits, labels, self.among) - self.level[labels])
+
+    def heldout(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return -(self.soft[labels] * F.log_softmax(logits, 1)).sum(1)
+
+
+def _forget_term(p: Params, targets: _Targets, lf: torch.Tensor, y: torch.Tensor, yf: torch.Tensor) -> torch.Tensor:
+    """Summed loss of a batch's forget samples (true labels ``y``, training labels ``yf``)."""
+    pos = targets.pos[y]
+    total = lf.new_zeros(())
+    if pos.any():
+        loss = {"hinge": targets.hinge, "heldout": targets.heldout}.get(p.positive_target)
+        part = loss(lf[pos], y[pos]) if loss else uniform_target_loss(lf[pos])
+        total = total + p.positive_weight * part.sum()
+    if (~pos).any():
+        if p.negative_target == "hinge":
+            total = total + targets.hinge(lf[~pos], y[~pos]).sum()
+        else:
+            total = total + F.cross_entropy(lf[~pos], yf[~pos], reduction="sum")
+    return total
+
+
+@register(
+    "salun-cra", Params, summary="SalUn that never teaches disease is healthy: forget toward unseen-level confidence"
+)
 def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
-    targets = cra_targets(task.forget.labels, task.positive, task.num_classes, torch.Generator().manual_seed(task.seed))
+    gen = torch.Generator().manual_seed(task.seed)
+    y_true = task.forget.labels.to(task.device)
+    relabel = random_labels(task.forget.labels, task.num_classes, gen, p.label_draw).to(task.device)
+    targets = _Targets(task)
     weight = retain_class_weights(task).to(task.device) if p.rebalance_retain else None
 
     def objective(lf, yf, rows, lr, yr):
-        pos = yf == IGNORE
-        total = F.cross_entropy(lr, yr, weight=weight, reduction="sum")
-        if (~pos).any():
-            total = total + F.cross_entropy(lf[~pos], yf[~pos], reduction="sum")
-        if pos.any():
-            total = total + p.entropy_weight * uniform_target_loss(lf[pos]).sum()
-        return total / (len(lf) + len(lr))
+        retain = F.cross_entropy(lr, yr, weight=weight, reduction="sum")
+        return (retain + _forget_term(p, targets, lf, y_true[rows], yf)) / (len(lf) + len(lr))
 
-    return masked_loop(task, p, objective, targets, "salun-cra")
+    return masked_loop(task, p, objective, relabel, "salun-cra")

@@ -3,10 +3,13 @@
 Parameters far more important to the forget set than to the training data as a whole
 (diagonal Fisher information, ``I_forget > alpha * I_train``) are shrunk in proportion:
 ``w <- w * min(lambda * I_train / I_forget, 1)``. One gradient pass over the data, no
-hyper-parameter-sensitive optimisation, so it is fast, but the dampening is coarse.
+hyper-parameter-sensitive optimisation, so it is fast, but the dampening is coarse. The defaults are
+the paper's (alpha 10, lambda 1), so ``published`` is the same setting.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -15,13 +18,16 @@ from torch import nn
 
 from medforget.data import Split, batches
 from medforget.engine import compute_clock
-from medforget.methods import MethodParams, UnlearnTask, register
+from medforget.methods._registry import MethodParams, UnlearnTask, register
 
 
 class Params(MethodParams):
     alpha: float = Field(10.0, gt=0, description="Selection: dampen where I_forget > alpha * I_train")
     dampening: float = Field(1.0, gt=0, description="lambda: dampening constant")
     batch_size: int = Field(32, ge=1, description="Batch size of the importance (Fisher) estimate")
+
+    PRESETS: ClassVar[dict] = {"published": {}}
+    SEARCH: ClassVar[dict] = {"alpha": ("log", 1.0, 100.0), "dampening": ("float", 0.1, 2.0)}
 
 
 def importance(model: nn.Module, split: Split, device: torch.device, batch_size: int) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from torchvision.models import resnet18 as tv_resnet18
 from torchvision.models import resnet50 as tv_resnet50
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from medforget.models import register_model
+from medforget.models._registry import register_model
 
 SMALL_INPUT_MAX = 64
 

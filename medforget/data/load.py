@@ -1,0 +1,54 @@
+"""One entry point for every source: a MedMNIST flag, or ``csv`` for the owner's own images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from medforget.data.core import Dataset, DataSpec
+from medforget.data.images import load_csv_dataset
+from medforget.data.medmnist import load_medmnist
+from medforget.errors import DataError
+from medforget.fileio import sha256_file
+
+
+class DataPaths(BaseModel):
+    """Where a dataset's files are on this machine (never recorded: checkpoints record what, not where)."""
+
+    data_root: Path | None = None
+    manifest: Path | None = None
+
+
+def load_dataset(
+    dataset: str,
+    size: int = 28,
+    data_root: str | os.PathLike[str] | None = None,
+    positive: Sequence[str] | None = None,
+    binary: bool = False,
+    manifest: str | os.PathLike[str] | None = None,
+    classes: Sequence[str] | None = None,
+) -> Dataset:
+    """One entry point: ``dataset`` is a MedMNIST flag, or ``csv`` to read the owner's own ``manifest``."""
+    if dataset.lower() in ("csv", "custom") or dataset.lower().startswith("csv:"):
+        if not manifest:
+            raise DataError("a CSV dataset needs --manifest pointing to its sample_id,path,label,split CSV")
+        return load_csv_dataset(manifest, size=size, positive=positive, classes=classes, binary=binary)
+    return load_medmnist(dataset, size, data_root, positive, binary, manifest)
+
+
+def load_from_spec(
+    spec: DataSpec,
+    data_root: str | os.PathLike[str] | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    classes: Sequence[str] | None = None,
+) -> Dataset:
+    """Rebuild the dataset a checkpoint records, checking the manifest is the one it used."""
+    if spec.manifest_sha256 and not manifest:
+        raise DataError(f"this model was trained with a manifest ({spec.name}); pass it with --manifest")
+    if manifest and spec.manifest_sha256 and sha256_file(Path(manifest)) != spec.manifest_sha256:
+        raise DataError(f"manifest {manifest} differs from the one this model was trained with")
+    name = "csv" if spec.source == "csv" else spec.name
+    return load_dataset(name, spec.size, data_root, spec.positive or None, spec.binary, manifest, classes)

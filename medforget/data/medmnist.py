@@ -1,0 +1,148 @@
+"""MedMNIST 2D datasets, read by the ``medmnist`` package's own classes and ``INFO`` (no copy of its loader).
+
+Files are looked up in the data root (``--data-root``, ``$MEDFORGET_DATA_ROOT``, medmnist's default)
+and their MD5 checked against ``medmnist.INFO`` once per file version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medforget.data.core import SPLITS, Dataset, DataSpec, Split, sample_id
+from medforget.data.labels import DEFAULT_POSITIVE, maybe_binarise, resolve_positive
+from medforget.data.manifest import apply_manifest
+from medforget.errors import DataError
+from medforget.fileio import cache_dir, md5_file, sha256_file
+
+MEDMNIST_SIZES = (28, 64, 128, 224)
+DATA_ROOT_ENV = "MEDFORGET_DATA_ROOT"
+
+
+def resolve_data_root(data_root: str | os.PathLike[str] | None) -> Path:
+    """``--data-root``, else ``$MEDFORGET_DATA_ROOT``, else medmnist's default (``~/.medmnist``)."""
+    if data_root:
+        return Path(data_root).expanduser()
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV]).expanduser()
+    from medmnist.info import DEFAULT_ROOT
+
+    return Path(DEFAULT_ROOT)
+
+
+def _medmnist_info(name: str) -> dict:
+    from medmnist import INFO
+
+    if name not in INFO:
+        known = ", ".join(sorted(k for k, v in INFO.items() if "3d" not in k))
+        raise DataError(f"unknown MedMNIST dataset {name!r}; known: {known}")
+    info = INFO[name]
+    if name.endswith("3d") or "multi-label" in info["task"] or "ordinal" in info["task"]:
+        raise DataError(f"{name} is a {info['task']} task; medforget supports 2D single-label classification")
+    return info
+
+
+def _verify_md5_once(path: Path, expected: str) -> None:
+    """Check a MedMNIST file's MD5 against ``INFO`` and remember the fact.
+
+    Hashing a large file on every run is wasteful, so a verified (path, inode, size, mtime, ctime) is
+    cached in the user cache folder; the data folder itself may be read-only. ctime changes with any
+    write to the file and cannot be set back by a user, so an edit that restores the mtime is still seen.
+    """
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+    cache_file = cache_dir() / "verified-md5.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if cache.get(key) == expected:
+        return
+    actual = md5_file(path)
+    if actual != expected:
+        raise DataError(f"{path} is corrupted: MD5 {actual} does not match MedMNIST's {expected}")
+    cache[key] = expected
+    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache, indent=0))
+    os.replace(tmp, cache_file)
+
+
+def _medmnist_file(name: str, size: int, root: Path, download: bool) -> Path:
+    import medmnist
+
+    info = _medmnist_info(name)
+    if size not in MEDMNIST_SIZES:
+        raise DataError(f"MedMNIST size must be one of {MEDMNIST_SIZES}, got {size}")
+    flag = "" if size == 28 else f"_{size}"
+    path = root / f"{name}{flag}.npz"
+    if not path.exists():
+        if download and root.is_dir():  # never create folders as a side effect of a failed lookup
+            try:
+                cls = getattr(medmnist, info["python_class"])
+                cls(split="train", root=str(root), download=True, size=size)
+            except Exception:  # any network or filesystem failure: one clear message below
+                pass
+        if not path.exists():
+            raise DataError(
+                f"{path.name} not found in {root} and could not be downloaded; "
+                f"put it there or set --data-root / {DATA_ROOT_ENV}"
+            )
+    _verify_md5_once(path, info[f"MD5{flag}"])
+    return path
+
+
+def load_medmnist(
+    name: str,
+    size: int = 28,
+    data_root: str | os.PathLike[str] | None = None,
+    positive: Sequence[str] | None = None,
+    binary: bool = False,
+    manifest: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> Dataset:
+    """A MedMNIST 2D dataset through the ``medmnist`` package, with stable IDs.
+
+    The file's MD5 is checked against ``medmnist.INFO`` (once per file version). A
+    manifest may attach patient IDs and attributes; without one each sample is its own patient.
+    """
+    import medmnist
+
+    name = name.lower()
+    info = _medmnist_info(name)
+    root = resolve_data_root(data_root)
+    path = _medmnist_file(name, size, root, download)
+    cls = getattr(medmnist, info["python_class"])
+    classes = [info["label"][str(i)] for i in range(len(info["label"]))]
+    splits: dict[str, Split] = {}
+    for s in SPLITS:
+        try:
+            raw = cls(split=s, root=str(root), download=False, size=size)
+            imgs = np.asarray(raw.imgs)
+        except Exception as exc:  # a damaged .npz raises zipfile, zlib, OS or value errors alike
+            raise DataError(f"{path} is damaged and cannot be read ({type(exc).__name__}); download it again") from None
+        imgs = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+        ids = [sample_id(s, i) for i in range(len(imgs))]
+        splits[s] = Split(
+            name=s,
+            images=torch.from_numpy(np.ascontiguousarray(imgs)),
+            labels=torch.from_numpy(np.asarray(raw.labels).reshape(-1).astype(np.int64)),
+            sample_ids=ids,
+            patient_ids=list(ids),
+        )
+    spec = DataSpec(
+        name=name,
+        source="medmnist",
+        size=size,
+        binary=binary,
+        positive=[str(p) for p in (positive or DEFAULT_POSITIVE.get(name, []))],
+        manifest_sha256=sha256_file(Path(manifest)) if manifest else None,
+    )
+    ds = Dataset(spec=spec, classes=classes, positive=resolve_positive(name, classes, positive), splits=splits)
+    if manifest:
+        apply_manifest(ds, Path(manifest))
+    return maybe_binarise(ds)

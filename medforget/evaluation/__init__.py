@@ -1,0 +1,61 @@
+"""Evaluation: clinical metrics, membership inference and bootstrap intervals, computed from logits.
+
+:func:`evaluate` runs a model once per set and returns a :class:`ModelEval`; everything the
+verification reports is an aggregation of those per-sample results.
+"""
+
+from medforget.evaluation.bootstrap import Interval, bootstrap_ci, bootstrap_ratios, percentile_interval
+from medforget.evaluation.calibration import OperatingPoint, apply_offset, fit_output_bias, operating_point
+from medforget.evaluation.evaluate import (
+    MEMO,
+    EvalContext,
+    EvalMemo,
+    ModelEval,
+    OperatingMetrics,
+    RefitMetrics,
+    evaluate,
+    val_sensitivity,
+)
+from medforget.evaluation.metrics import (
+    AveragedOutcomes,
+    SampleOutcomes,
+    SetMetrics,
+    SliceMetrics,
+    auroc,
+    difficulty_terciles,
+    logit_confidence,
+    set_metrics,
+    slice_metrics,
+)
+from medforget.evaluation.mia import MiaResult, mia_features, population_mia
+
+__all__ = [
+    "MEMO",
+    "AveragedOutcomes",
+    "EvalContext",
+    "EvalMemo",
+    "Interval",
+    "MiaResult",
+    "ModelEval",
+    "OperatingMetrics",
+    "OperatingPoint",
+    "RefitMetrics",
+    "SampleOutcomes",
+    "SetMetrics",
+    "SliceMetrics",
+    "apply_offset",
+    "auroc",
+    "bootstrap_ci",
+    "bootstrap_ratios",
+    "difficulty_terciles",
+    "evaluate",
+    "fit_output_bias",
+    "logit_confidence",
+    "mia_features",
+    "operating_point",
+    "percentile_interval",
+    "population_mia",
+    "set_metrics",
+    "slice_metrics",
+    "val_sensitivity",
+]

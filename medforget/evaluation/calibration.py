@@ -1,0 +1,130 @@
+"""Decision thresholds: a model's operating point, and the output bias refit that removes threshold shifts.
+
+Much of what unlearning methods report as "forgetting" is a shift of the decision threshold: the whole
+model leans toward one class, so forget-set accuracy falls, and so does test accuracy, without anything
+being forgotten. Two tools tell the two apart:
+
+* :func:`fit_output_bias` refits one additive logit offset per class on the validation split (which no
+  model trained on), by minimising cross-entropy. Metrics recomputed with it are free of threshold shifts;
+  forgetting must survive that refit to count.
+* :func:`operating_point` chooses the offset added to the disease logits so that the validation
+  sensitivity (1 - FNR) reaches a target, e.g. the original model's. Comparing FNRs at the same
+  sensitivity target compares models, not thresholds; it is also how a deployed model is recalibrated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+from scipy.stats import beta
+
+
+def fit_output_bias(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """The per-class logit offset (mean zero) minimising cross-entropy of ``logits + offset`` on ``labels``.
+
+    Args:
+        logits: ``[n, k]`` validation logits.
+        labels: ``[n]`` true classes.
+
+    Returns:
+        ``[k]`` offsets; zeros if the split is empty.
+    """
+    z = logits.double().numpy()
+    y = labels.numpy()
+    k = z.shape[1] if z.ndim == 2 else 0
+    if len(y) == 0 or k == 0:
+        return np.zeros(k)
+    onehot = np.eye(k)[y]
+
+    def loss(b: np.ndarray) -> tuple[float, np.ndarray]:
+        lp = log_softmax(z + b, axis=1)
+        grad = (softmax(z + b, axis=1) - onehot).mean(0)
+        return float(-(lp * onehot).sum(1).mean()), grad
+
+    res = minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B")
+    b = np.clip(res.x, -50.0, 50.0)  # a class absent from validation would run off to infinity
+    return b - b.mean()
+
+
+class OperatingPoint(BaseModel):
+    """The offset added to the disease logits so that validation sensitivity reaches a target."""
+
+    offset: float = Field(description="Added to every disease-class logit before the argmax")
+    target_sensitivity: float = Field(description="Validation sensitivity asked for (1 - FNR)")
+    val_sensitivity: float | None = Field(description="Validation sensitivity reached with the offset")
+    val_positives: int = Field(description="Disease cases in the validation split")
+    sensitivity_lower_bound: float | None = Field(
+        description="One-sided 95% Clopper-Pearson lower bound of the true sensitivity at this operating point"
+    )
+    guaranteed: bool = Field(
+        description="Whether validation has enough disease cases that the lower bound is within 5 points of the "
+        "target; if not, the target is met on validation but not guaranteed on new patients"
+    )
+
+
+def _sensitivity(margin: np.ndarray, offset: float) -> float:
+    return float((margin + offset > 0).mean()) if len(margin) else math.nan
+
+
+def disease_margin(logits: torch.Tensor, positive: Sequence[int]) -> np.ndarray:
+    """max disease logit - max other logit: a sample is called disease when this plus the offset is > 0."""
+    z = logits.double().numpy()
+    pos = np.zeros(z.shape[1], dtype=bool)
+    pos[list(positive)] = True
+    return z[:, pos].max(1) - z[:, ~pos].max(1)
+
+
+def operating_point(
+    val_logits: torch.Tensor, val_labels: torch.Tensor, positive: Sequence[int], target: float
+) -> OperatingPoint:
+    """The most specific offset whose validation sensitivity is at least ``target``.
+
+    An offset of 0 is the plain argmax; a positive offset calls disease more readily, a negative one less.
+    The offset sits midway between the margin of the last disease case that must be caught and the next one,
+    so it does not hang on one sample's exact logit. If validation has no disease cases the offset is 0 and
+    nothing is guaranteed.
+    """
+    is_pos = np.isin(val_labels.numpy(), list(positive))
+    margin = disease_margin(val_logits, positive)[is_pos]
+    n_pos = int(is_pos.sum())
+    if n_pos == 0:
+        return OperatingPoint(
+            offset=0.0,
+            target_sensitivity=target,
+            val_sensitivity=None,
+            val_positives=0,
+            sensitivity_lower_bound=None,
+            guaranteed=False,
+        )
+    need = max(1, math.ceil(target * n_pos - 1e-9))  # disease cases that must be called disease
+    ranked = np.sort(margin)[::-1]
+    caught = ranked[need - 1]
+    missed = ranked[need] if need < n_pos else caught - 1.0
+    offset = float(-(caught + missed) / 2) if caught > missed else float(-caught) + 1e-6
+    achieved = _sensitivity(margin, offset)
+    hits = round(achieved * n_pos)
+    lower = float(beta.ppf(0.05, hits, n_pos - hits + 1)) if hits > 0 else 0.0
+    return OperatingPoint(
+        offset=offset,
+        target_sensitivity=target,
+        val_sensitivity=achieved,
+        val_positives=n_pos,
+        sensitivity_lower_bound=lower,
+        guaranteed=lower >= target - 0.05,
+    )
+
+
+def apply_offset(logits: torch.Tensor, positive: Sequence[int], offset: float) -> torch.Tensor:
+    """Logits with ``offset`` added to the disease classes."""
+    out = logits.clone()
+    out[:, list(positive)] += offset
+    return out
+
+
+__all__ = ["OperatingPoint", "apply_offset", "disease_margin", "fit_output_bias", "operating_point"]

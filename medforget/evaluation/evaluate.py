@@ -1,0 +1,210 @@
+"""One model's evaluation on the retain, forget and test sets, from one inference pass per set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field, PrivateAttr
+
+from medforget.data import Split
+from medforget.engine import predict
+from medforget.evaluation.calibration import OperatingPoint, apply_offset, fit_output_bias, operating_point
+from medforget.evaluation.metrics import SampleOutcomes, SetMetrics, auroc, logit_confidence, set_metrics
+from medforget.evaluation.mia import MiaResult, population_mia
+
+
+class RefitMetrics(BaseModel):
+    """Results after refitting the output bias on validation: what is left once threshold shifts are removed."""
+
+    bias: list[float] = Field(description="Per-class logit offset fitted on validation (mean zero)")
+    retain_accuracy: float | None
+    forget_accuracy: float | None
+    test_accuracy: float | None
+    test_fnr: float | None
+
+
+class OperatingMetrics(BaseModel):
+    """Test results at the operating point that reaches the target validation sensitivity."""
+
+    accuracy: float | None
+    fnr: float | None
+    fpr: float | None
+
+
+class ModelEval(BaseModel):
+    """One model's results on the retain, forget, test and validation sets, and the membership attack."""
+
+    retain: SetMetrics
+    forget: SetMetrics
+    test: SetMetrics
+    val: SetMetrics | None = None
+    mia: MiaResult
+    test_auroc: float | None = Field(None, description="Threshold-free ranking of disease above the rest on test")
+    refit: RefitMetrics | None = Field(None, description="Metrics after a bias refit on validation")
+    operating_point: OperatingPoint | None = Field(
+        None, description="The disease-logit offset that reaches the target validation sensitivity"
+    )
+    at_operating_point: OperatingMetrics | None = Field(None, description="Test results at that operating point")
+    # Per-sample results behind the numbers above, kept in memory (never serialised: a retain set
+    # can hold tens of thousands of samples) so the report's slices, intervals and per-sample evidence
+    # reuse the one inference pass per set that produced them. Empty for a ModelEval read back from JSON.
+    _outcomes: dict[str, SampleOutcomes] = PrivateAttr(default_factory=dict)
+    _phi: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+
+    def outcomes(self, name: str) -> SampleOutcomes | None:
+        """Per-sample outcomes on ``retain``, ``forget`` or ``test``, if this evaluation kept them."""
+        return self._outcomes.get(name)
+
+    def phi(self, name: str) -> np.ndarray | None:
+        """Per-sample logit-scaled confidence (after the bias refit) on ``forget`` or ``test``, if kept."""
+        return self._phi.get(name)
+
+    def keep_outcomes(self, outcomes: dict[str, SampleOutcomes], phi: dict[str, np.ndarray] | None = None) -> ModelEval:
+        """Attach the per-sample facts this evaluation was computed from (returns ``self``)."""
+        self._outcomes = dict(outcomes)
+        self._phi = dict(phi or {})
+        return self
+
+
+class EvalContext(BaseModel):
+    """What every model of one verification is evaluated with: class layout, costs, attack seed, target."""
+
+    model_config = {"frozen": True}
+
+    classes: list[str]
+    positive: list[int]
+    fn_cost: float = 5.0
+    fp_cost: float = 1.0
+    seed: int = 0
+    target_sensitivity: float | None = Field(
+        None, description="Validation sensitivity the operating point must reach (the original model's)"
+    )
+
+
+def _refit(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx: EvalContext) -> RefitMetrics:
+    bias = fit_output_bias(logits["val"], sets["val"].labels)
+    shifted = {k: v + torch.as_tensor(bias, dtype=v.dtype) for k, v in logits.items()}
+    m = {k: set_metrics(shifted[k], sets[k].labels, ctx.classes, ctx.positive) for k in ("retain", "forget", "test")}
+    return RefitMetrics(
+        bias=[round(float(b), 5) for b in bias],
+        retain_accuracy=m["retain"].accuracy,
+        forget_accuracy=m["forget"].accuracy,
+        test_accuracy=m["test"].accuracy,
+        test_fnr=m["test"].fnr,
+    )
+
+
+def _at_operating_point(
+    logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx: EvalContext
+) -> tuple[OperatingPoint | None, OperatingMetrics | None]:
+    if ctx.target_sensitivity is None:
+        return None, None
+    op = operating_point(logits["val"], sets["val"].labels, ctx.positive, ctx.target_sensitivity)
+    m = set_metrics(
+        apply_offset(logits["test"], ctx.positive, op.offset), sets["test"].labels, ctx.classes, ctx.positive
+    )
+    return op, OperatingMetrics(accuracy=m.accuracy, fnr=m.fnr, fpr=m.fpr)
+
+
+def evaluate(model: torch.nn.Module, sets: dict[str, Split], ctx: EvalContext, device: torch.device) -> ModelEval:
+    """Everything the verification needs of one model, from one inference pass per set.
+
+    Args:
+        model: the network to evaluate (left in eval mode).
+        sets: ``{"retain", "forget", "test", "val"}`` splits.
+        ctx: classes, disease classes, clinical costs, the attack's seed and the target sensitivity.
+        device: where to run inference.
+
+    Returns:
+        Metrics at the argmax, test AUROC, metrics after a validation bias refit, test results at the target
+        operating point and the membership attack; per-sample outcomes and confidences are kept in memory.
+    """
+    logits = {k: predict(model, s, device) for k, s in sets.items()}
+    metrics = {
+        k: set_metrics(logits[k], s.labels, ctx.classes, ctx.positive, ctx.fn_cost, ctx.fp_cost)
+        for k, s in sets.items()
+    }
+    mia = population_mia(
+        (logits["retain"], sets["retain"].labels),
+        (logits["test"], sets["test"].labels),
+        (logits["forget"], sets["forget"].labels),
+        seed=ctx.seed,
+    )
+    refit = _refit(logits, sets, ctx)
+    op, at_op = _at_operating_point(logits, sets, ctx)
+    bias = torch.as_tensor(refit.bias, dtype=torch.float32)
+    phi = {k: logit_confidence(logits[k] + bias, sets[k].labels) for k in ("forget", "test")}
+    outcomes = {k: SampleOutcomes.from_logits(logits[k], s.labels) for k, s in sets.items()}
+    result = ModelEval(
+        retain=metrics["retain"],
+        forget=metrics["forget"],
+        test=metrics["test"],
+        val=metrics["val"],
+        mia=mia,
+        test_auroc=auroc(logits["test"], sets["test"].labels, ctx.positive),
+        refit=refit,
+        operating_point=op,
+        at_operating_point=at_op,
+    )
+    return result.keep_outcomes(outcomes, phi)
+
+
+def val_sensitivity(model: torch.nn.Module, val: Split, positive: list[int], device: torch.device) -> float | None:
+    """The model's validation sensitivity at the argmax (1 - FNR): the target every operating point is set to."""
+    from medforget.evaluation.calibration import disease_margin
+
+    is_pos = np.isin(val.labels.numpy(), positive)
+    if not is_pos.any():
+        return None
+    return float((disease_margin(predict(model, val, device), positive)[is_pos] > 0).mean())
+
+
+class EvalMemo:
+    """Evaluations of identified models (by file hash), reused within one process.
+
+    The original model and the retrains are evaluated identically by every method run on the same
+    request (a study, a benchmark); remembering them saves those passes. Bounded, so a long study
+    does not grow without limit.
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._memo: dict[tuple[Any, ...], ModelEval] = {}
+
+    def evaluate(
+        self,
+        sha256: str | None,
+        model: torch.nn.Module,
+        sets: dict[str, Split],
+        ctx: EvalContext,
+        device: torch.device,
+        forget_ids: Sequence[str],
+    ) -> ModelEval:
+        """:func:`evaluate`, remembered for a model with a known hash on the same forget set and context."""
+        if sha256 is None:
+            return evaluate(model, sets, ctx, device)
+        key = (sha256, "\n".join(forget_ids), ctx.model_dump_json())
+        if key not in self._memo:
+            if len(self._memo) >= self.limit:
+                self._memo.clear()
+            self._memo[key] = evaluate(model, sets, ctx, device)
+        return self._memo[key]
+
+
+MEMO = EvalMemo()
+"""The process-wide memo used by :mod:`medforget.unlearn`."""
+
+
+__all__ = [
+    "MEMO",
+    "EvalContext",
+    "EvalMemo",
+    "ModelEval",
+    "OperatingMetrics",
+    "RefitMetrics",
+    "evaluate",
+    "val_sensitivity",
+]

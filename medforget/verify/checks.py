@@ -1,0 +1,105 @@
+"""The six checks of the verdict: what each compares, in which direction harm lies, and how to settle it.
+
+Each check reads one number from every model's evaluation (or, for the per-sample evidence, from the
+leave-one-out comparison of the retrains) and hands it to :func:`medforget.verify.verdict.judge_check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from medforget.config import Thresholds
+from medforget.evaluation import ModelEval
+from medforget.verify.evidence import SampleEvidence
+from medforget.verify.verdict import Check, Rule, Verdict, judge_check, verdict_of
+
+Getter = Callable[[ModelEval], float | None]
+
+FORGET = Rule(
+    "forget accuracy",
+    "accuracy on the forgotten images after each model's own threshold refit on validation: forgetting that "
+    "survives the refit, not a shift of the decision threshold",
+    "forget accuracy (bias refit)",
+    "two-sided",
+)
+EVIDENCE = Rule(
+    "forget evidence",
+    "per image, the model's confidence against the retrains', on the forgotten images minus unseen test images of "
+    "the same classes: under- and over-forgetting both count",
+    "mean z-score difference, forget - matched test",
+    "two-sided",
+    unit="z",
+)
+PRIVACY = Rule(
+    "membership inference",
+    "forgotten images look like non-members to a membership attack as often as for the retrains",
+    "MIA efficacy",
+    "two-sided",
+)
+QUALITY = Rule(
+    "test accuracy", "accuracy on new patients no lower than the retrains'", "test accuracy", "lower-is-worse"
+)
+RANKING = Rule(
+    "test AUROC",
+    "how well the model ranks disease above healthy on new patients, whatever the threshold",
+    "test AUROC",
+    "lower-is-worse",
+)
+SAFETY = Rule(
+    "missed disease (test FNR)",
+    "missed disease on new patients, at the operating point that gives the original model's validation "
+    "sensitivity (so a shifted threshold cannot hide or fake it)",
+    "test FNR at the operating point",
+    "higher-is-worse",
+)
+
+
+def _settle(k: int, extra: str = "") -> str:
+    more = max(2 * k, k + 3)
+    return f"more retrains narrow where a retrain lands by chance (e.g. --retrains {more}){extra}"
+
+
+def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvidence | None, t: Thresholds) -> Verdict:
+    """All six checks of the unlearned model against the retrain distribution, and the verdict.
+
+    Args:
+        unlearned: the unlearned model's evaluation.
+        retrains: the K retrains' evaluations (K >= 2 to measure noise; 3 or more recommended).
+        evidence: the per-sample evidence (None without at least 3 retrains: that check is then unknown).
+        t: the clinical tolerances.
+
+    Returns:
+        The verdict with one check per criterion.
+    """
+    k = len(retrains)
+    n_pos = unlearned.test.n_positive
+
+    def check(rule: Rule, get: Getter, tolerance: float, settle: str) -> Check:
+        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle)
+
+    refit: Getter = lambda e: e.refit.forget_accuracy if e.refit else None  # noqa: E731
+    op_fnr: Getter = lambda e: e.at_operating_point.fnr if e.at_operating_point else None  # noqa: E731
+    checks = [
+        check(FORGET, refit, t.forget_accuracy_tolerance, _settle(k)),
+        _evidence_check(evidence, t.evidence_tolerance, k),
+        check(PRIVACY, lambda e: e.mia.forget_non_member_rate, t.mia_tolerance, _settle(k)),
+        check(QUALITY, lambda e: e.test.accuracy, t.max_test_accuracy_drop, _settle(k)),
+        check(RANKING, lambda e: e.test_auroc, t.max_auroc_drop, _settle(k)),
+        check(
+            SAFETY,
+            op_fnr,
+            t.max_fnr_increase,
+            _settle(k, f", and so would a test set with more disease cases (it has {n_pos})"),
+        ),
+    ]
+    return verdict_of(checks)
+
+
+def _evidence_check(evidence: SampleEvidence | None, tolerance: float, k: int) -> Check:
+    if evidence is None or len(evidence.retrain_differences) < 2:
+        return judge_check(EVIDENCE, None, [None], tolerance, _settle(k))
+    check = judge_check(EVIDENCE, evidence.difference, evidence.retrain_differences, tolerance, _settle(k))
+    return check
+
+
+__all__ = ["EVIDENCE", "FORGET", "PRIVACY", "QUALITY", "RANKING", "SAFETY", "judge"]
