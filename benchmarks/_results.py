@@ -11,6 +11,10 @@ from pathlib import Path
 
 import torch
 
+from medforget.study import markdown_table
+
+__all__ = ["append", "machine", "markdown_table"]
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -25,12 +29,6 @@ def machine() -> str:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
-
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def append(title: str, table: str, notes: str = "") -> None:

@@ -1,11 +1,13 @@
-"""Every unlearning method against retraining, on real MedMNIST data (the issue-3 benchmark).
+"""Every unlearning method against K retrains, on real MedMNIST data (the issue-3 and issue-11 benchmark).
 
 A thin driver over ``medforget.study``: for each dataset one original model, then for each forget
-design (a random 20% and a disease-heavy 20%) and seed every method through the same library call
-as ``medforget unlearn``. Originals, retrains and finished runs are cached by content, so an
-interrupted benchmark resumes where it stopped.
+design (a random 20% and a disease-heavy 20%) and seed every method, at its fast default and at its
+published recipe (``label@published``), through the same library call as ``medforget unlearn``, judged
+by the verdict against K retrains. ``--ablations`` adds issue 11's ablations of SalUn-CRA v2.
+Originals, retrains and finished runs are cached by content, so an interrupted benchmark resumes
+where it stopped (``retrain_pool.py`` fills the retrain cache ahead of time).
 
-    python benchmarks/unlearn_bench.py --datasets breastmnist --seeds 0 1 2
+    python benchmarks/unlearn_bench.py --datasets breastmnist --seeds 0 1 2 --ablations
 
 Workers may share one ``--out-dir`` (each run is its own file): on a small CPU machine start one
 single-threaded worker per core with different ``--seeds`` or ``--methods``, then tabulate with
@@ -28,37 +30,67 @@ from typing import Any
 from _results import append
 from bench_designs import DESIGNS, RECIPES
 
-from medforget.methods import list_methods
 from medforget.study import StudyConfig, markdown_table, read_results, run_study, summarise
 
-TARGETS = [  # (label, methods, column, limit in percent points, strict): the issue-3 targets
-    ("time / retrain <= 10%", ("salun", "salun-cra"), "time_fraction", 10.0, False),
-    ("avg gap < 3 pts", ("salun", "salun-cra"), "average_gap", 3.0, True),
-    ("test FNR - retrain <= 1 pt", ("salun-cra",), "test_fnr_increase", 1.0, False),
-]
+FAST = ["retrain", "finetune", "l1-sparse", "neggrad+", "random-label", "salun", "salun-cra", "scrub", "ssd"]
+CATALOGUE: dict[str, dict[str, Any]] = {  # label -> study method entry; "@published" is the method's published recipe
+    **{m: {"method": m} for m in FAST},
+    **{f"{m}@published": {"method": m, "label": f"{m}@published", "preset": "published"} for m in FAST[1:]},
+    "salun-cra@v1": {"method": "salun-cra", "label": "salun-cra@v1", "preset": "v1"},
+}
+ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2's choices (BreastMNIST by default)
+    "salun+uniform-labels": {"method": "salun", "params": {"label_draw": "uniform"}},
+    "salun+rebalance": {"method": "salun", "params": {"rebalance_retain": True}},
+    "salun-cra-no-rebalance": {"method": "salun-cra", "params": {"rebalance_retain": False}},
+    "salun-cra+uniform-target": {"method": "salun-cra", "params": {"positive_target": "uniform"}},
+}
+CRA = "salun-cra"
+
+
+def _cells(rows: list[dict[str, Any]], label: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["label"] == label:
+            cells.setdefault((r["dataset"], r["forget"]), []).append(r)
+    return cells
+
+
+def _fnr_excess(r: dict[str, Any]) -> float | None:
+    """Test FNR at the operating point above the retrains' mean plus their noise margin (<= 0 meets the target)."""
+    u, m, margin = r["unlearned_test_fnr_op"], r["retrain_test_fnr_op"], r["retrain_test_fnr_op_margin"]
+    return None if u is None or m is None else u - m - (margin or 0.0)
 
 
 def targets_table(rows: list[dict[str, Any]]) -> str:
-    """One line per (target, method, dataset, forget set): the mean over seeds, the worst seed, met or not.
+    """Issue 11's targets for SalUn-CRA v2, one line per target and cell, with the worst seed.
 
-    A target is met on a cell when the mean over seeds is within the limit; the worst seed is shown so a
-    mean that hides one bad seed is visible.
+    * verdict: passes or is inconclusive (never fails) on at least 2 of 3 seeds;
+    * FNR at the recalibrated operating point at most the retrains' mean + their noise margin, on every seed;
+    * average gap to the retrain mean below that of a fresh exact retrain (the ``retrain`` row, seed K+1), on
+      the random designs, mean over seeds.
+    An undefined value counts as not met.
     """
-    header = ["target", "method", "dataset", "forget set", "seeds", "mean", "worst seed", "met"]
-    body = []
-    for label, methods, column, limit, strict in TARGETS:
-        for method in methods:
-            cells: dict[tuple[str, str], list[float]] = {}
-            for r in rows:
-                if r["label"] == method and r[column] is not None:
-                    cells.setdefault((r["dataset"], r["forget"]), []).append(100 * r[column])
-            for (dataset, forget), vals in cells.items():
-                mean = statistics.mean(vals)
-                met = mean < limit if strict else mean <= limit
-                body.append(
-                    [label, method, dataset, forget, str(len(vals)), f"{mean:.1f}", f"{max(vals):.1f}",
-                     "yes" if met else "no"]
-                )  # fmt: skip
+    body: list[list[Any]] = []
+    fresh = _cells(rows, "retrain")
+    for (dataset, forget), rs in _cells(rows, CRA).items():
+        ok = sum(r["verdict"] in ("pass", "inconclusive") for r in rs)
+        body.append(["verdict never fail on >= 2/3 seeds", dataset, forget, len(rs), f"{ok}/{len(rs)} not fail",
+                     ", ".join(str(r["verdict"]) for r in rs), "yes" if ok >= min(2, len(rs)) else "no"])  # fmt: skip
+        ex = [_fnr_excess(r) for r in rs]
+        known = [100 * e for e in ex if e is not None]
+        met = len(known) == len(ex) and max(known) <= 0
+        body.append(["FNR@op <= retrain mean + noise", dataset, forget, len(rs),
+                     f"{statistics.mean(known):+.1f} pts" if known else "unknown",
+                     f"{max(known):+.1f} pts" if known else "unknown", "yes" if met else "no"])  # fmt: skip
+        if not forget.startswith("random"):
+            continue
+        gaps = [100 * r["average_gap"] for r in rs if r["average_gap"] is not None]
+        spread = [100 * r["average_gap"] for r in fresh.get((dataset, forget), []) if r["average_gap"] is not None]
+        met = bool(gaps and spread) and statistics.mean(gaps) < statistics.mean(spread)
+        body.append(["avg gap < fresh retrain's", dataset, forget, len(rs),
+                     f"{statistics.mean(gaps):.1f} vs {statistics.mean(spread):.1f}" if gaps and spread else "unknown",
+                     f"{max(gaps):.1f}" if gaps else "unknown", "yes" if met else "no"])  # fmt: skip
+    header = ["target (SalUn-CRA v2)", "dataset", "forget set", "seeds", "value (mean)", "worst seed", "met"]
     return markdown_table(header, body)
 
 
@@ -66,15 +98,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", nargs="+", default=list(RECIPES))
     ap.add_argument("--designs", nargs="+", default=list(DESIGNS))
-    ap.add_argument("--methods", nargs="+", default=None)
+    ap.add_argument("--methods", nargs="+", default=None, help=f"labels from: {', '.join(CATALOGUE)}")
+    ap.add_argument("--ablations", nargs="*", default=None, help=f"labels from: {', '.join(ABLATIONS)} (all if bare)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--retrains", type=int, default=3, help="K retrains per request (the verdict's baseline)")
     ap.add_argument("--out-dir", type=Path, default=Path("runs/bench"))
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument(
         "--report-only", action="store_true", help="run nothing: tabulate the runs finished so far (e.g. by workers)"
     )
     args = ap.parse_args()
-    methods = args.methods or ["retrain"] + [m for m in list_methods() if m != "retrain"]
+    labels = args.methods or list(CATALOGUE)
+    methods = [CATALOGUE[m] for m in labels]
+    # the exact retrain judged like a method: a seed not among the K (recipe seed 0 + 1 ... K), which
+    # retrain_pool.py may have trained already
+    methods = [{**m, "params": {"seed": args.retrains + 1}} if m["method"] == "retrain" else m for m in methods]
+    if args.ablations is not None:
+        methods += [{"label": a, **ABLATIONS[a]} for a in (args.ablations or ABLATIONS)]
     cfg = StudyConfig.model_validate(
         {
             "name": "unlearn-bench",
@@ -82,17 +122,20 @@ def main() -> None:
             "forget": [{"name": f, **DESIGNS[f]} for f in args.designs],
             "methods": methods,
             "seeds": args.seeds,
+            "retrains": args.retrains,
             "device": "cpu",
         }
     )
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     result = run_study(cfg, args.out_dir, command=command, report_only=args.report_only)
     rows = read_results(result.results_csv)
-    table = markdown_table(*summarise(rows)) + "\n\nTargets (issue 3):\n\n" + targets_table(rows)
+    table = markdown_table(*summarise(rows)) + "\n\nTargets (issue 11):\n\n" + targets_table(rows)
     notes = (
-        "Mean ± sd over seeds, in percent (points for gaps and differences). Targets: SalUn and SalUn-CRA at or "
-        "under 10% of retrain time with avg gap under 3 points; SalUn-CRA test FNR at most 1 point above "
-        "retrain's. Recipes: "
+        f"Mean ± sd over seeds, in percent (points for gaps and differences), against the mean of {cfg.retrains} "
+        "retrains per request (seeds recipe+1 ...); `retrain` is one more exact retrain (seed K+1), judged like a "
+        "method: its gap is the retrain-to-retrain spread. FNR@op: at the operating point refit on "
+        "validation to the original's validation sensitivity. Times were taken with other work on the machine; "
+        "the quiet time ratio is unlearn_timing.py's. Recipes: "
         + "; ".join(f"{d}: {RECIPES[d]}" for d in args.datasets)
         + f". Study wall time {result.timings.wall_seconds:.0f} s ({result.timings.runs_done} runs done, "
         f"{result.timings.runs_reused} reused)."

@@ -6,11 +6,15 @@ the cache that ``retrain_pool.py`` fills) is evaluated once. Then:
 * **specificity**: each retrain in turn is judged as if it were the unlearned model, against K *other*
   retrains of the pool (the next K, cyclically): exact unlearning must pass or be inconclusive, never fail;
 * **power**: the untouched original is judged against the first K retrains: it must fail;
-* **agreement** (``--study DIR``): for every run of an ``unlearn_bench.py`` study whose datasets carried a
-  calibration, the verdict without retraining (``calibrated_verdict``) against the K-retrain verdict.
+* **agreement** (``--study DIR --calibration DATASET:DESIGN=FILE ...``): for every run of an
+  ``unlearn_bench.py`` study, the verdict without retraining (``medforget calibrate``'s, computed from the
+  run's recorded evaluations of the unlearned and original models) against its K-retrain verdict.
+
+Every model is recalibrated to the original's validation sensitivity first, as ``unlearn`` does.
 
     python benchmarks/verdict_calibration.py --cells breastmnist:random20 breastmnist:disease-heavy20 \\
-        --request-seeds 0 1 2 --pool 7 --k 3
+        --request-seeds 0 1 2 --pool 5 --k 3 --study runs/bench \\
+        --calibration breastmnist:random20=cal-random20.json breastmnist:disease-heavy20=cal-dh20.json
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from _results import append, markdown_table
 from bench_designs import DESIGNS, RECIPES, original_model
 
 from medforget.baseline import retrain_distribution, retrain_seeds
-from medforget.calibrate import context
+from medforget.calibrate import Calibration, context, judge_calibrated, read_calibration
 from medforget.config import Thresholds, TrainConfig
 from medforget.data import load_dataset
 from medforget.evaluation import MEMO, ModelEval
+from medforget.recalibrate import retrain_eval
 from medforget.request import design_request
 from medforget.session import Task, open_task
 from medforget.verify.checks import judge
@@ -52,9 +57,9 @@ def one_request(dataset_name: str, design: str, seed: int, pool: int, k: int) ->
     d = DESIGNS[design]
     task = open_task(ck, design_request(ds, d["design"], d["fraction"], seed), device="cpu", allow_class_removal=True)
     retrains = retrain_distribution(ds, recipe, task.retain_set(), retrain_seeds(recipe.seed, pool), dev, workers=1)
-    ctx, sets, ids = context(task), task.eval_sets(), task.forget.sample_ids
-    evals = [MEMO.evaluate(r.sha256, r.model, sets, ctx, dev, ids) for r in retrains]
-    original = MEMO.evaluate(ck.sha256, task.original(), sets, ctx, dev, ids)
+    ctx = context(task)
+    evals = [retrain_eval(task, r, ctx) for r in retrains]
+    original = MEMO.evaluate(ck.sha256, task.original(), task.eval_sets(), ctx, dev, task.forget.sample_ids)
     t = Thresholds()
     rows = []
     for j in range(pool):
@@ -68,19 +73,21 @@ def one_request(dataset_name: str, design: str, seed: int, pool: int, k: int) ->
     return rows
 
 
-def agreement(study: Path) -> tuple[list[list[object]], str]:
+def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> tuple[list[list[object]], str]:
     """Calibrated vs K-retrain verdicts over a study's runs, per dataset and design."""
     cells: dict[tuple[str, str], Counter] = {}
     for path in sorted((study / "runs").rglob("*.json")):
         rec = json.loads(path.read_text())
+        cal = calibrations.get((rec["dataset"], rec["forget"]))
         rep = rec["report"]
-        if rep.get("calibrated_verdict") is None:
+        if cal is None or rep["unlearned"].get("forget_auc") is None:
             continue
-        full, cal = rep["verdict"]["status"], rep["calibrated_verdict"]["status"]
+        unlearned, original = ModelEval(**rep["unlearned"]), ModelEval(**rep["original"])
+        full, calibrated = rep["verdict"]["status"], judge_calibrated(unlearned, original, cal, Thresholds()).status
         c = cells.setdefault((rec["dataset"], rec["forget"]), Counter())
         c["runs"] += 1
-        c["agree"] += full == cal
-        c[f"{full}->{cal}"] += 1
+        c["agree"] += full == calibrated
+        c[f"{full}->{calibrated}"] += 1
     rows = []
     for (ds, design), c in cells.items():
         pairs = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if "->" in k)
@@ -98,6 +105,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=7, help="M retrains per request (each judged against K others)")
     ap.add_argument("--k", type=int, default=3, help="K retrains each verdict compares with")
     ap.add_argument("--study", type=Path, help="an unlearn_bench study folder, for the calibrated agreement")
+    ap.add_argument("--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE written by medforget calibrate")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -137,7 +145,11 @@ def main() -> None:
         f"recipe+{args.pool}); the original judged against the first {args.k}. Default tolerances."
     )
     if args.study:
-        agree_rows, agree_summary = agreement(args.study)
+        cals = {}
+        for item in args.calibration:
+            cell, file = item.split("=", 1)
+            cals[tuple(cell.split(":"))] = read_calibration(Path(file))
+        agree_rows, agree_summary = agreement(args.study, cals)
         text += "\n\nCalibrated verdict vs K-retrain verdict (target >= 80% agreement):\n\n"
         text += markdown_table(["dataset", "design", "runs", "agree", "share", "K-retrain -> calibrated"], agree_rows)
         notes += f" {agree_summary}."

@@ -156,14 +156,16 @@ def retrain_distribution(
         threads = max(1, (os.cpu_count() or 1) // n)
         common = {
             "spec": dataset.spec.model_dump_json(),
-            "data_root": retain.data.data_root,
+            **retain.data.model_dump(mode="json"),  # data_root, manifest
             "threads": threads,
-            "manifest": retain.data.manifest,
             "recipe": recipe.model_dump_json(),
             "rows": retain.rows,
         }
         _train_in_parallel([{**common, "seed": s} for s in missing], n)
-    return [train_or_load(dataset, recipe, retain.split, s, device) for s in seeds]
+    found = [train_or_load(dataset, recipe, retain.split, s, device) for s in seeds]
+    for r in found:  # trained by a worker process just now, read back from the cache
+        r.cached = r.seed not in missing
+    return found
 
 
 @dataclass

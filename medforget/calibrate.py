@@ -38,8 +38,8 @@ from medforget.config import CalibrateSettings, Thresholds
 from medforget.data import DataPaths
 from medforget.errors import MedforgetError
 from medforget.evaluation import MEMO, EvalContext, ModelEval, val_sensitivity
+from medforget.recalibrate import retrain_eval
 from medforget.session import Task
-from medforget.verify.evidence import forget_auc
 from medforget.verify.verdict import Check, Rule, Verdict, judge_check, verdict_of
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,6 @@ def _shift(get: object, retrains: list[ModelEval], original: ModelEval) -> list[
     return [f(r) - base for r in retrains if f(r) is not None and base is not None]  # type: ignore[operator]
 
 
-def model_forget_auc(ev: ModelEval, task: Task) -> float | None:
-    """The forget-vs-unseen AUC of one evaluated model (None if it kept no per-sample confidences)."""
-    phi_f, phi_t = ev.phi("forget"), ev.phi("test")
-    if phi_f is None or phi_t is None:
-        return None
-    return forget_auc(phi_f, task.forget.labels.numpy(), phi_t, task.dataset.test.labels.numpy())
-
-
 def context(task: Task, seed: int = 0) -> EvalContext:
     """The evaluation context of a task: its classes, and the original model's validation sensitivity as target."""
     ds = task.dataset
@@ -103,18 +95,18 @@ def context(task: Task, seed: int = 0) -> EvalContext:
 
 
 def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str, list[float]]:
-    """Every calibrated statistic for one proxy request's retrains."""
+    """Every calibrated statistic for one proxy request's retrains, recalibrated as unlearned models are."""
     recipe = task.checkpoint.meta.train_config
     seeds = retrain_seeds(recipe.seed, retrains_per_proxy)
     retrains = retrain_distribution(task.dataset, recipe, task.retain_set(), seeds, task.device, workers)
     ctx, sets, ids = context(task), task.eval_sets(), task.forget.sample_ids
     original = MEMO.evaluate(task.checkpoint.sha256, task.original(), sets, ctx, task.device, ids)
-    evals = [MEMO.evaluate(r.sha256, r.model, sets, ctx, task.device, ids) for r in retrains]
+    evals = [retrain_eval(task, r, ctx) for r in retrains]
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),
         "test_auroc_shift": _shift(lambda e: e.test_auroc, evals, original),
         "test_fnr_op_shift": _shift(_op_fnr, evals, original),
-        "forget_auc": [a for e in evals if (a := model_forget_auc(e, task)) is not None],
+        "forget_auc": [e.forget_auc for e in evals if e.forget_auc is not None],
         "mia": [e.mia.forget_non_member_rate for e in evals],
     }
 
@@ -231,16 +223,14 @@ SAFETY = Rule(
 SETTLE = "calibrate with more proxies or retrains (medforget calibrate --proxies, --retrains)"
 
 
-def judge_calibrated(
-    unlearned: ModelEval, original: ModelEval, auc: float | None, cal: Calibration, t: Thresholds
-) -> Verdict:
+def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration, t: Thresholds) -> Verdict:
     """The verdict without retraining: the unlearned model against the calibrated retrain distributions."""
 
     def shifted(value: float | None, base: float | None) -> float | None:
         return None if value is None or base is None else value - base
 
     checks: list[Check] = [
-        judge_check(CONFIDENCE, auc, cal.forget_auc.values, t.forget_auc_tolerance, SETTLE),
+        judge_check(CONFIDENCE, unlearned.forget_auc, cal.forget_auc.values, t.forget_auc_tolerance, SETTLE),
         judge_check(MEMBERSHIP, unlearned.mia.forget_non_member_rate, cal.mia.values, t.mia_tolerance, SETTLE),
         judge_check(
             QUALITY,
@@ -298,6 +288,5 @@ __all__ = [
     "calibrate_checkpoint",
     "check_fits",
     "judge_calibrated",
-    "model_forget_auc",
     "read_calibration",
 ]

@@ -72,7 +72,7 @@ class UnlearnSettings(BaseModel):
     baseline: str = Field(
         "retrain", description="retrain (K cached retrains), calibrated, none, or a retrained checkpoint path"
     )
-    retrains: int = Field(3, ge=1, description="K: retrains the verdict compares with (2 at least to measure noise)")
+    retrains: int = Field(3, ge=1, description="K: retrains the verdict compares with (3 at least for a full verdict)")
     workers: int = Field(
         0, ge=0, description="Processes training the retrains in parallel on CPU (0: one per core, up to K)"
     )

@@ -50,4 +50,9 @@ def first_problem(exc: ValidationError, whole: str) -> str:
     """The first error pydantic found, as ``<dotted.location>: <message>`` (``whole`` names the document
     when the error is about all of it): bad input is reported in one line, not a page of tracebacks."""
     err = exc.errors()[0]
-    return f"{'.'.join(str(x) for x in err['loc']) or whole}: {err['msg']}"
+    msg = READABLE.get(err["type"], err["msg"])
+    return f"{'.'.join(str(x) for x in err['loc']) or whole}: {msg}"
+
+
+READABLE = {"string_unicode": "is not valid Unicode (it holds a lone surrogate)"}
+"""pydantic messages that say too little to a user, by error type."""

@@ -14,14 +14,20 @@ new patients, the operating point says so (``guaranteed`` false) and a warning i
 
 from __future__ import annotations
 
+import copy
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from medforget.data import Split
 from medforget.engine import predict
-from medforget.evaluation import OperatingPoint, operating_point
+from medforget.evaluation import MEMO, EvalContext, ModelEval, OperatingPoint, operating_point
+
+if TYPE_CHECKING:
+    from medforget.baseline import Retrain
+    from medforget.session import Task
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ def recalibrate(
     head = output_layer(model)
     if head.bias is not None:
         head.bias[positive] += op.offset
+    return op
+
+
+def warn_if_unguaranteed(op: OperatingPoint) -> None:
+    """Log, once for the model a user will deploy, when validation has too few disease cases to guarantee ``op``."""
     if not op.guaranteed:
         log.warning(
             "the validation split has only %d disease cases: the operating point reaches sensitivity %.2f there, "
@@ -58,7 +69,26 @@ def recalibrate(
             op.val_positives,
             op.val_sensitivity or 0.0,
         )
-    return op
 
 
-__all__ = ["output_layer", "recalibrate"]
+def retrain_eval(task: Task, r: Retrain, ctx: EvalContext, recalibrated: bool = True) -> ModelEval:
+    """A retrain evaluated as an unlearned model is: recalibrated to the same sensitivity first, if that is on.
+
+    Args:
+        task: the request's task (its evaluation sets and the target sensitivity).
+        r: the retrain (left unchanged: a recalibrated copy is evaluated).
+        ctx: the evaluation context.
+        recalibrated: whether unlearned models are recalibrated in this comparison.
+
+    Returns:
+        Its evaluation, memoised by the retrain's hash (and whether it was recalibrated).
+    """
+    sets, ids = task.eval_sets(), task.forget.sample_ids
+    if not recalibrated:
+        return MEMO.evaluate(r.sha256, r.model, sets, ctx, task.device, ids)
+    model = copy.deepcopy(r.model)
+    recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
+    return MEMO.evaluate(f"{r.sha256}:recalibrated", model, sets, ctx, task.device, ids)
+
+
+__all__ = ["output_layer", "recalibrate", "retrain_eval", "warn_if_unguaranteed"]

@@ -121,8 +121,14 @@ def _proxy(checkpoint: str | Path, settings: TuneSettings, data: DataPaths, key:
              settings.method, settings.design, len(task.forget))  # fmt: skip
     recipe = ckpt.meta.train_config
     base = train_or_load(task.dataset, recipe, task.retain, recipe.seed, task.device)
-    sets = {"retain": task.retain, "forget": task.forget, "test": task.dataset.val}  # validation stands in for test
-    ctx = EvalContext(classes=task.dataset.classes, positive=task.dataset.positive, seed=settings.seed)
+    val = task.dataset.val  # validation stands in for test, so test figures in later reports stay honest
+    sets = {"retain": task.retain, "forget": task.forget, "test": val, "val": val}
+    ctx = EvalContext(
+        classes=task.dataset.classes,
+        positive=task.dataset.positive,
+        seed=settings.seed,
+        target_sensitivity=task.target_sensitivity(),
+    )
     base_eval = evaluate(base.model, sets, ctx, task.device)
     seconds = base.seconds or 0.0
     return _Proxy(task, sets, ctx, base_eval, seconds, seconds if base.cached else 0.0)

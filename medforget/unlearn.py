@@ -40,7 +40,7 @@ from medforget.errors import CheckpointError, MedforgetError
 from medforget.fileio import check_outputs, commit, fault_point, interrupts_deferred, staged
 from medforget.keys import IdHasher
 from medforget.methods import get_method
-from medforget.recalibrate import recalibrate
+from medforget.recalibrate import recalibrate, warn_if_unguaranteed
 from medforget.request import DeletionRequest
 from medforget.session import Task, open_task
 from medforget.verification import MethodRun, verify
@@ -197,6 +197,7 @@ def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord |
     op = None
     if settings.recalibrate:  # a step of its own: the threshold the deployed model will use
         op = recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
+        warn_if_unguaranteed(op)
     retrains, source = _baseline(task, settings)
     report = verify(task, settings, MethodRun(model, params, seconds, retrains, source, op), tuning)
     meta = derived_meta(task, _hasher(task.checkpoint, task.key), settings.method, params, seconds)
@@ -305,8 +306,11 @@ def unlearn(
         inputs["the calibration"] = settings.calibration
     elif settings.baseline not in ("retrain", "none"):
         inputs["the baseline checkpoint"] = Path(settings.baseline)
-    if settings.baseline == "retrain" and settings.retrains < 2:
-        log.warning("with one retrain the noise floor cannot be measured: every check will be inconclusive")
+    if settings.baseline == "retrain" and settings.retrains < 3:
+        log.warning(
+            "with %d retrain(s) the verdict cannot pass: the noise floor needs 2 and the per-sample evidence 3",
+            settings.retrains,
+        )
     check_outputs(
         {"--out": outputs.checkpoint, "--report": outputs.report, "--html": outputs.html}, inputs, outputs.force
     )

@@ -8,7 +8,6 @@ the per-sample evidence (:mod:`medforget.verify.evidence`) compares it sample by
 
 from __future__ import annotations
 
-import copy
 import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from torch import nn
 from medforget.baseline import Retrain
 from medforget.config import UnlearnSettings
 from medforget.evaluation import MEMO, EvalContext, ModelEval, OperatingPoint
-from medforget.recalibrate import recalibrate
+from medforget.recalibrate import retrain_eval
 from medforget.session import Task
 from medforget.verify.analysis import build_analysis
 from medforget.verify.checks import judge
@@ -68,18 +67,8 @@ def evaluate_all(task: Task, settings: UnlearnSettings, run: MethodRun) -> Evalu
     return Evaluations(
         original=MEMO.evaluate(task.checkpoint.sha256, original, sets, ctx, task.device, ids),
         unlearned=MEMO.evaluate(None, run.model, sets, ctx, task.device, ids),
-        retrains=[_retrain_eval(task, settings, r, ctx) for r in run.retrains],
+        retrains=[retrain_eval(task, r, ctx, settings.recalibrate) for r in run.retrains],
     )
-
-
-def _retrain_eval(task: Task, settings: UnlearnSettings, r: Retrain, ctx: EvalContext) -> ModelEval:
-    """A retrain evaluated as the unlearned model is: recalibrated to the same sensitivity first, if that is on."""
-    sets, ids = task.eval_sets(), task.forget.sample_ids
-    if not settings.recalibrate:
-        return MEMO.evaluate(r.sha256, r.model, sets, ctx, task.device, ids)
-    model = copy.deepcopy(r.model)
-    recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
-    return MEMO.evaluate(f"{r.sha256}:recalibrated", model, sets, ctx, task.device, ids)
 
 
 def evidence_of(evals: Evaluations, task: Task) -> SampleEvidence | None:
@@ -100,15 +89,14 @@ def _calibrated(task: Task, settings: UnlearnSettings, evals: Evaluations) -> Ve
     """The verdict against a calibration (``medforget calibrate``), if one was given."""
     if settings.calibration is None:
         return None
-    from medforget.calibrate import check_fits, judge_calibrated, model_forget_auc, read_calibration
+    from medforget.calibrate import check_fits, judge_calibrated, read_calibration
 
     cal = read_calibration(settings.calibration)
     fraction = len(task.forget) / len(task.dataset.train)
     for warning in check_fits(cal, task, fraction):
         if warning not in task.resolved.warnings:
             task.resolved.warnings.append(warning)
-    auc = model_forget_auc(evals.unlearned, task)
-    return judge_calibrated(evals.unlearned, evals.original, auc, cal, settings.thresholds)
+    return judge_calibrated(evals.unlearned, evals.original, cal, settings.thresholds)
 
 
 def _request_summary(task: Task) -> RequestSummary:
@@ -134,6 +122,7 @@ def _cost(run: MethodRun, tuning: TuningRecord | None) -> Cost:
         retrain_seconds=None if retrain_seconds is None else round(retrain_seconds, 3),
         speedup=round(retrain_seconds / m, 2) if retrain_seconds and m else None,
         baseline_source=run.source,
+        retrains_trained=sum(not r.cached for r in run.retrains),
         tuning_seconds=tuning.tuning_seconds if tuning is not None else None,
         tuning_break_even_requests=tuning.break_even_requests if tuning is not None else None,
     )

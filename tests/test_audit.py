@@ -245,6 +245,28 @@ def test_deep_lira_returns_per_sample_likelihood_ratios(breast_ckpt: Path) -> No
     assert lira["gap"] == pytest.approx(lira["fraction_lr_above_1_requested"] - lira["fraction_lr_above_1_reference"])
 
 
+def test_deep_audit_of_an_unlearned_model_runs_u_lira_with_the_recorded_method(
+    breast_ckpt: Path, tmp_path: Path
+) -> None:
+    """Hayes et al. (2024): for an approximate unlearning the "in" shadows are trained and then unlearned."""
+    out = tmp_path / "forgot.safetensors"
+    res = runner.invoke(
+        app,
+        ["unlearn", "-c", str(breast_ckpt), "-r", str(RANDOM_5PCT), "-m", "random-label", "-p", "epochs=1",
+         "--baseline", "none", "-o", str(out), "--device", "cpu", "--quiet"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    res, report = audit(str(out), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10",
+                        "--shadow-epochs", "1")  # fmt: skip
+    assert res.exit_code in (0, 3), res.stderr
+    lira = report["lira"]
+    assert lira["attack"] == "U-LiRA"
+    assert any("unlearned with random-label" in note for note in lira["notes"]), lira["notes"]
+    assert status(report, "membership (U-LiRA)") in ("pass", "fail")
+    assert not [c for c in report["checks"] if c["name"] == "membership (LiRA)"]
+    assert len(lira["requested"]) == 27 and all(math.isfinite(s["log_lr"]) for s in lira["requested"])
+
+
 def test_lira_likelihood_ratio_says_in_for_in_and_out_for_out() -> None:
     rng = np.random.default_rng(0)
     n_shadows, n = 8, 40

@@ -71,7 +71,7 @@ def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
     mask = saliency_mask(make_task(base, breast), 0.3)
     before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
     p = get_method("salun").parse_params(
-        {"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "early_stop": False}
+        {"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "stop": "none"}
     )
     model = get_method("salun")(task, p)
     total_kept = sum(int(m.sum()) for m in mask.values())
@@ -99,8 +99,7 @@ def test_auc_stop_ends_before_the_budget_and_leaves_forget_samples_unremarkable(
     """Margins, not a trajectory: the same run without the rule goes further, and stopping leaves the forget
     samples no easier to tell from unseen data than the rule allows (plus the noise of a 128-sample probe)."""
     from medforget.engine import predict
-    from medforget.evaluation import fit_output_bias, logit_confidence
-    from medforget.verify.evidence import forget_auc
+    from medforget.evaluation import fit_output_bias, forget_auc, logit_confidence
 
     def auc_of(model, task) -> float:
         val = breast.val
@@ -126,7 +125,7 @@ def test_auc_stop_ends_before_the_budget_and_leaves_forget_samples_unremarkable(
 
 
 def test_random_labels_are_always_wrong_unless_drawn_like_the_reference() -> None:
-    labels = torch.randint(0, 2, (1000,))
+    labels = torch.randint(0, 2, (1000,), generator=torch.Generator().manual_seed(1))
     assert torch.equal(random_wrong_labels(labels, 2, torch.Generator().manual_seed(0)), 1 - labels)
     multi = torch.randint(0, 7, (5000,))
     wrong = random_wrong_labels(multi, 7, torch.Generator().manual_seed(0))
@@ -146,24 +145,27 @@ def test_salun_cra_retain_weights_restore_the_training_class_balance(base, breas
 
 
 def test_salun_cra_does_not_learn_disease_is_healthy(base, breast) -> None:
-    """The clinical point of CRA: SalUn teaches 'this malignant lesion is benign'; v2 lowers the confidence only to
-    what the original has in unseen malignant lesions. Margins are wide (a small ResNet trained 5 epochs; weights
-    differ across CPUs)."""
+    """The clinical point of CRA, at the defaults a user gets: SalUn relabels malignant forget samples "benign" and
+    many end up called benign; v2 lowers their confidence only to what the original has in unseen malignant lesions.
+    Margins are wide (a small ResNet trained 5 epochs; weights differ across CPUs): measured here, forget FNR 1.00
+    (SalUn) vs 0.16 (v2), v2's mean P(benign) 0.27 against 0.34 on unseen lesions and 0.10 before."""
     from medforget.engine import predict
 
     forget, val = base[1], breast.val
-    pos = forget.labels == 0
-    unseen = float(predict(make_task(base, breast).original, val, CPU).softmax(1)[val.labels == 0, 1].mean())
-    p_benign = {}
-    runs = {"salun": ("salun", {}), "v2": ("salun-cra", {})}
-    for label, (name, extra) in runs.items():
-        m = get_method(name)
-        params = m.parse_params({"epochs": 3, "lr": 1e-3, "stop": "none", **extra})
-        probs = predict(m(make_task(base, breast), params), forget, CPU).softmax(1)
-        p_benign[label] = float(probs[pos, 1].mean())
-    assert p_benign["salun"] > 0.7, p_benign  # relabelling teaches "benign"
-    assert p_benign["v2"] < p_benign["salun"] - 0.2, p_benign
-    assert p_benign["v2"] <= unseen + 0.2, (p_benign, unseen)  # no more "benign" than unseen malignant lesions
+    mal = forget.labels == 0
+
+    def p_benign(model: torch.nn.Module) -> torch.Tensor:
+        return predict(model, forget, CPU).softmax(1)[mal, 1]
+
+    original = make_task(base, breast).original
+    unseen = predict(original, val, CPU).softmax(1)[val.labels == 0, 1]
+    after = {name: p_benign(get_method(name)(make_task(base, breast), get_method(name).parse_params({})))
+             for name in ("salun", "salun-cra")}  # fmt: skip
+    fnr = {name: float((p > 0.5).float().mean()) for name, p in after.items()}
+    assert fnr["salun"] > fnr["salun-cra"] + 0.2, fnr  # relabelling teaches "benign"
+    assert fnr["salun-cra"] <= float((unseen > 0.5).float().mean()) + 0.1, fnr  # no worse than on unseen lesions
+    assert float(after["salun-cra"].mean()) <= float(unseen.mean()) + 0.15  # down to the unseen level, not below
+    assert float(after["salun-cra"].mean()) > float(p_benign(original).mean()) + 0.1  # but it does forget
 
 
 def test_salun_cra_v2_bias_is_frozen_and_presets_reproduce_v1(base, breast) -> None:

@@ -29,7 +29,7 @@ from medforget.evaluation import (
     difficulty_terciles,
     set_metrics,
 )
-from medforget.verify.analysis import attribute_analysis, build_analysis
+from medforget.verify.analysis import ModelSamples, attribute_analysis, build_analysis
 from medforget.verify.report import UnlearnReport, report_schema
 from medforget.verify.verdict import Verdict
 
@@ -68,6 +68,13 @@ def fake_eval(sets: dict[str, tuple[torch.Tensor, np.ndarray]], num_classes: int
         forget_scores=[0.3 if i % 2 else 0.7 for i in range(n_forget)],
     )
     return ModelEval(**metrics, mia=mia).keep_outcomes(outcomes)
+
+
+def samples(evals: dict[str, ModelEval]) -> dict[str, ModelSamples]:
+    """Per-sample facts of each fake evaluation, as the report analysis reads them."""
+    out = {k: ModelSamples.of(e) for k, e in evals.items()}
+    assert all(v is not None for v in out.values())
+    return out  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -128,7 +135,7 @@ def test_attribute_slices_from_a_manifest(tmp_path: Path, breast) -> None:
         return fake_eval({k: (s.labels, preds(s.labels, flip)) for k, s in sets.items()})
 
     evals = {"original": ev(0.0), "unlearned": ev(0.3), "retrain": ev(0.2)}
-    out, notes = attribute_analysis(evals, {"forget": forget.attributes, "test": test.attributes}, ds.positive)
+    out, notes = attribute_analysis(samples(evals), {"forget": forget.attributes, "test": test.attributes}, ds.positive)
     assert notes == []
     assert [(a.attribute, a.set) for a in out] == [("sex", "forget"), ("sex", "test")]
     for a, split in zip(out, (forget, test), strict=True):
@@ -138,7 +145,7 @@ def test_attribute_slices_from_a_manifest(tmp_path: Path, breast) -> None:
         assert all(g.original.accuracy == 1.0 for g in a.groups)  # the "original" predicted perfectly
         assert a.gap_original.accuracy == 0.0 and a.gap_retrain is not None
     big = {"forget": {"age": [str(i) for i in range(30)]}, "test": {}}
-    out, notes = attribute_analysis(evals, big, ds.positive)
+    out, notes = attribute_analysis(samples(evals), big, ds.positive)
     assert out == [] and "age" in notes[0]  # too many distinct values: left out, with a note
 
 
@@ -165,7 +172,8 @@ def test_analysis_is_skipped_for_evaluations_without_outcomes() -> None:
 @pytest.fixture(scope="module")
 def finetune_run(breast_ckpt: Path, breast, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
     """One real unlearn() with a sex manifest, a retrain baseline and the HTML page; predict() calls counted."""
-    import medforget.evaluation.evaluate as evaluate_mod
+    import importlib
+
     from medforget.config import UnlearnSettings
     from medforget.data import DataPaths
     from medforget.evaluation import EvalMemo
@@ -174,6 +182,8 @@ def finetune_run(breast_ckpt: Path, breast, tmp_path_factory: pytest.TempPathFac
 
     folder = tmp_path_factory.mktemp("analysis")
     manifest = write_sex_manifest(folder / "sex.csv", len(breast.train), len(breast.test))
+    # the module, not the package's same-named function
+    evaluate_mod = importlib.import_module("medforget.evaluation.evaluate")
     calls: list[str] = []
     real_predict = evaluate_mod.predict
 

@@ -25,7 +25,9 @@ LOG_LR_CLIP = 50.0
 class AuditCheck(BaseModel):
     """One question the audit answered, in one line."""
 
-    name: str = Field(description="integrity, lineage, request, membership (population) or membership (LiRA)")
+    name: str = Field(
+        description="integrity, lineage, request, membership (population), membership (LiRA) or membership (U-LiRA)"
+    )
     status: CheckStatus = Field(description="skipped: not asked for (no ledger, no request, no --deep)")
     summary: str
 

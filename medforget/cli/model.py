@@ -117,6 +117,8 @@ def methods(json_out: JsonOut = False) -> None:
 
     specs = [get_method(n) for n in list_methods()]
     if json_out:
-        print_json({m.name: {"summary": m.summary, "params": m.params().model_dump()} for m in specs})
+        print_json(
+            {m.name: {"summary": m.summary, "params": m.params().model_dump(), "presets": m.presets} for m in specs}
+        )
         return
     show(methods_table(specs))

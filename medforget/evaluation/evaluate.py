@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field, PrivateAttr
 from medforget.data import Split
 from medforget.engine import predict
 from medforget.evaluation.calibration import OperatingPoint, apply_offset, fit_output_bias, operating_point
-from medforget.evaluation.metrics import SampleOutcomes, SetMetrics, auroc, logit_confidence, set_metrics
+from medforget.evaluation.metrics import (
+    SampleOutcomes,
+    SetMetrics,
+    auroc,
+    forget_auc,
+    logit_confidence,
+    set_metrics,
+)
 from medforget.evaluation.mia import MiaResult, population_mia
 
 
@@ -48,6 +55,11 @@ class ModelEval(BaseModel):
         None, description="The disease-logit offset that reaches the target validation sensitivity"
     )
     at_operating_point: OperatingMetrics | None = Field(None, description="Test results at that operating point")
+    forget_auc: float | None = Field(
+        None,
+        description="P(a forget image is more confident than an unseen test image of its class), weighted to the "
+        "forget class mix: 0.5 when the model cannot tell them apart, as after retraining",
+    )
     # Per-sample results behind the numbers above, kept in memory (never serialised: a retain set
     # can hold tens of thousands of samples) so the report's slices, intervals and per-sample evidence
     # reuse the one inference pass per set that produced them. Empty for a ModelEval read back from JSON.
@@ -148,6 +160,7 @@ def evaluate(model: torch.nn.Module, sets: dict[str, Split], ctx: EvalContext, d
         refit=refit,
         operating_point=op,
         at_operating_point=at_op,
+        forget_auc=forget_auc(phi["forget"], sets["forget"].labels.numpy(), phi["test"], sets["test"].labels.numpy()),
     )
     return result.keep_outcomes(outcomes, phi)
 

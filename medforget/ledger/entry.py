@@ -66,7 +66,9 @@ class LedgerEntry(BaseModel):
         description="HMAC-SHA256 under the key of the request's own reference (never the reference itself: people "
         "write names into it, and this file can never be edited)",
     )
-    request_id: str | None = Field(None, description="Legacy (before 0.2): the request's reference in clear")
+    request_id: str | None = Field(
+        None, description="Legacy: entries written before request references were keyed held them in clear"
+    )
     sample_hashes: list[str] = Field(
         default_factory=list, description="Sorted HMAC-SHA256 digests of the forgotten sample IDs (never clear IDs)"
     )

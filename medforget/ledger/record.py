@@ -48,6 +48,7 @@ def _unlearn_content(ck: LoadedCheckpoint, request: DeletionRequest, key: bytes,
         params=u.params,
         input_sha256=meta.parent_sha256,
         output_sha256=ck.sha256,
+        operating_point=meta.operating_point.model_dump() if meta.operating_point else None,
     )
 
 

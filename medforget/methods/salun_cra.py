@@ -5,15 +5,22 @@ SalUn relabels every forget sample at random; for a malignant lesion in a binary
 entropy, which still moves them toward "healthy" (in a binary task, all the way to a coin flip), and
 relabelled every healthy forget sample "disease", so the threshold shift depended on the request's mix.
 
-v2 (the default) trains each forget sample toward what a model that never saw it would say:
+v2 (the default) trains each forget sample toward what a model that never saw it would say. Measured on
+the original model's unseen validation samples of the same class, as the logit-scaled confidence ``phi``
+(log-odds of the true class):
 
-* ``hinge`` targets: a forget sample's logit-scaled confidence ``phi`` in its true class is pushed down
-  only while it exceeds the typical (median) confidence the original model has in unseen validation
-  samples of that class, and never below; a model that never trained on it would be about that sure.
-  For a disease sample in a task with several disease classes the confidence is taken against the
-  *other disease classes* only, so any spread stays inside the disease classes.
-* ``heldout`` targets: cross-entropy to the original's average prediction on unseen validation samples
-  of the same class (for several disease classes, its disease part, renormalised).
+* ``quantile`` targets (default): a retrain does not make every unseen sample equally unsure: it stays
+  confident on easy samples and misses hard ones. So the forget samples of each class are ranked by the
+  original's confidence, and the i-th of n is trained toward the (i + 0.5)/n quantile of the unseen
+  samples' confidence (a Huber loss, for the samples that start above their target only). The forget set
+  then looks like unseen data of its class, including the share a retrain gets wrong.
+* a disease sample is never pushed below ``positive_floor`` (0: the decision boundary, p = 0.5): at worst
+  the model becomes unsure about it, never confident that it is healthy. For a task with several disease
+  classes, the confidence is taken against the *other disease classes* only, so any spread stays inside
+  the disease classes.
+* ``hinge`` targets (v2's first form): down to the class's median unseen confidence and never below; it
+  never produces the misclassifications a retrain makes, so it under-forgets. ``heldout``: cross-entropy to
+  the original's average prediction on unseen samples of the class.
 * the output bias is frozen (``freeze_output_bias``), so shifting the decision threshold is not a way
   to lower the forget loss, and the retain loss keeps the original class balance (``rebalance_retain``).
 
@@ -50,13 +57,21 @@ V1 = {
 
 
 class Params(SalUnParams):
-    positive_target: Literal["hinge", "heldout", "uniform"] = Field(
-        "hinge",
-        description="Disease forget samples: down to unseen-level confidence (hinge), to the average unseen "
-        "prediction (heldout), or to maximum entropy (uniform, v1)",
+    positive_target: Literal["quantile", "hinge", "heldout", "uniform"] = Field(
+        "quantile",
+        description="Disease forget samples: to the unseen confidence at the same rank (quantile), down to the "
+        "median unseen confidence (hinge), to the average unseen prediction (heldout), or to maximum entropy "
+        "(uniform, v1)",
     )
-    negative_target: Literal["hinge", "random-label"] = Field(
-        "hinge", description="Healthy forget samples: down to unseen-level confidence, or a random other label (v1)"
+    negative_target: Literal["quantile", "hinge", "random-label"] = Field(
+        "quantile",
+        description="Healthy forget samples: to the unseen confidence at the same rank, down to the median, or a "
+        "random other label (v1)",
+    )
+    positive_floor: float | None = Field(
+        0.0,
+        description="Lowest confidence (log-odds) a disease forget sample is trained toward: 0 is the decision "
+        "boundary, so the model may become unsure but never learns the case is healthy; null: no floor",
     )
     positive_weight: float = Field(1.0, ge=0, description="Weight of the disease forget samples' term")
     rebalance_retain: bool = Field(True, description=SalUnParams.model_fields["rebalance_retain"].description)
@@ -86,7 +101,7 @@ def confidence(logits: torch.Tensor, labels: torch.Tensor, among: torch.Tensor |
 class _Targets:
     """What a model that never saw a sample says about it: the original's behaviour on unseen validation data."""
 
-    def __init__(self, task: UnlearnTask) -> None:
+    def __init__(self, task: UnlearnTask, floor: float | None = None) -> None:
         k, dev = task.num_classes, task.device
         pos = torch.zeros(k, dtype=torch.bool)
         pos[task.positive] = True
@@ -113,6 +128,30 @@ class _Targets:
             self.soft.to(dev),
             self.among.to(dev),
         )
+        self.rank_target, self.active = self._quantiles(task, phi, floor)
+
+    def _quantiles(self, task: UnlearnTask, val_phi: torch.Tensor, floor: float | None):
+        """Per forget sample: the unseen confidence at its rank within its class, and whether it starts above it."""
+        forget, val = task.forget, task.dataset.val
+        phi = confidence(predict(task.original, forget, task.device), forget.labels, self.among.cpu())
+        target = phi.clone()
+        for c in forget.labels.unique().tolist():
+            rows = torch.nonzero(forget.labels == c).squeeze(1)
+            ref = val_phi[val.labels == c]
+            if not len(ref):
+                continue  # no unseen sample of the class: nothing to aim at, the sample keeps its confidence
+            ranks = phi[rows].argsort().argsort().double()
+            q = torch.quantile(ref.double(), (ranks + 0.5) / len(rows)).float()
+            if floor is not None and bool(self.pos[c]):
+                q = q.clamp(min=floor)
+            target[rows] = q
+        return target.to(task.device), (phi > target).to(task.device)
+
+    def quantile(self, logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per sample: Huber distance of its confidence to its rank's unseen confidence (0 if it began below)."""
+        phi = confidence(logits, labels, self.among)
+        loss = F.huber_loss(phi, self.rank_target[rows], reduction="none")
+        return loss * self.active[rows]
 
     def hinge(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per sample: how far its confidence exceeds the unseen level of its class (0 once it does not)."""
@@ -122,19 +161,29 @@ class _Targets:
         return -(self.soft[labels] * F.log_softmax(logits, 1)).sum(1)
 
 
-def _forget_term(p: Params, targets: _Targets, lf: torch.Tensor, y: torch.Tensor, yf: torch.Tensor) -> torch.Tensor:
-    """Summed loss of a batch's forget samples (true labels ``y``, training labels ``yf``)."""
+def _term(kind: str, targets: _Targets, lf: torch.Tensor, y: torch.Tensor, yf: torch.Tensor, rows: torch.Tensor):
+    """Per-sample forget loss of one kind of target."""
+    if kind == "quantile":
+        return targets.quantile(lf, y, rows)
+    if kind == "hinge":
+        return targets.hinge(lf, y)
+    if kind == "heldout":
+        return targets.heldout(lf, y)
+    if kind == "uniform":
+        return uniform_target_loss(lf)
+    return F.cross_entropy(lf, yf, reduction="none")  # random-label
+
+
+def _forget_term(
+    p: Params, targets: _Targets, lf: torch.Tensor, y: torch.Tensor, yf: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    """Summed loss of a batch's forget samples (true labels ``y``, training labels ``yf``, forget ``rows``)."""
     pos = targets.pos[y]
     total = lf.new_zeros(())
     if pos.any():
-        loss = {"hinge": targets.hinge, "heldout": targets.heldout}.get(p.positive_target)
-        part = loss(lf[pos], y[pos]) if loss else uniform_target_loss(lf[pos])
-        total = total + p.positive_weight * part.sum()
+        total = total + p.positive_weight * _term(p.positive_target, targets, lf[pos], y[pos], yf[pos], rows[pos]).sum()
     if (~pos).any():
-        if p.negative_target == "hinge":
-            total = total + targets.hinge(lf[~pos], y[~pos]).sum()
-        else:
-            total = total + F.cross_entropy(lf[~pos], yf[~pos], reduction="sum")
+        total = total + _term(p.negative_target, targets, lf[~pos], y[~pos], yf[~pos], rows[~pos]).sum()
     return total
 
 
@@ -145,11 +194,11 @@ def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
     gen = torch.Generator().manual_seed(task.seed)
     y_true = task.forget.labels.to(task.device)
     relabel = random_labels(task.forget.labels, task.num_classes, gen, p.label_draw).to(task.device)
-    targets = _Targets(task)
+    targets = _Targets(task, p.positive_floor)
     weight = retain_class_weights(task).to(task.device) if p.rebalance_retain else None
 
     def objective(lf, yf, rows, lr, yr):
         retain = F.cross_entropy(lr, yr, weight=weight, reduction="sum")
-        return (retain + _forget_term(p, targets, lf, y_true[rows], yf)) / (len(lf) + len(lr))
+        return (retain + _forget_term(p, targets, lf, y_true[rows], yf, rows)) / (len(lf) + len(lr))
 
     return masked_loop(task, p, objective, relabel, "salun-cra")

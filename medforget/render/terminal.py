@@ -128,9 +128,10 @@ def integrity_line(ck: LoadedCheckpoint) -> str:
 
 def methods_table(methods: list[Any]) -> RenderableType:
     """The registered unlearning methods with their defaults."""
-    t = Table("method", "what it does", "parameters (defaults)")
+    t = Table("method", "what it does", "parameters (defaults)", "--preset")
     for m in methods:
-        t.add_row(m.name, _t(m.summary), _t(", ".join(f"{k}={v}" for k, v in m.params().model_dump().items())))
+        params = ", ".join(f"{k}={v}" for k, v in m.params().model_dump().items())
+        t.add_row(m.name, _t(m.summary), _t(params), _t(", ".join(m.presets)))
     return t
 
 
@@ -244,9 +245,7 @@ def audit_report(report: AuditReport) -> RenderableType:
         top = sorted(lira.requested, key=lambda s: -s.log_lr)[:10]
         lr = Table("sample", "label", "phi", "in mean", "out mean", "LR", title="LiRA: most member-like requested")
         for s in top:
-            lr.add_row(
-                _t(s.sample_id), str(s.label), f"{s.phi:.2f}", f"{s.mu_in:.2f}", f"{s.mu_out:.2f}", f"{s.lr:.3g}"
-            )
+            lr.add_row(_t(s.sample), str(s.label), f"{s.phi:.2f}", f"{s.mu_in:.2f}", f"{s.mu_out:.2f}", f"{s.lr:.3g}")
         parts.append(lr)
         rates = ", ".join(
             f"{100 * x.tpr:.0f}% at {100 * x.target_fpr:g}% (achieved {100 * x.achieved_fpr:.1f}%)"

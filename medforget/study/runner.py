@@ -295,8 +295,8 @@ class _Grid:
                 with atomic_path(path, force=True) as tmp:
                     tmp.write_text(rec.model_dump_json(indent=1))
                 self.done += 1
-                if m.method != "retrain" and report.cost.baseline_source == "retrain (trained now)":
-                    cost += est["retrain"]
+                if m.method != "retrain":
+                    cost += est["retrain"] * report.cost.retrains_trained
             else:
                 self.reused += 1
             self.records.append(rec)
@@ -364,7 +364,8 @@ def _total_cost(cfg: StudyConfig, datasets: list[tuple[DatasetConfig, Dataset]])
         total += _estimate(len(ds.train), dc.train, 0)["original"]
         for fd in cfg.forget:
             est = _estimate(len(ds.train), dc.train, round(fd.fraction * len(ds.train)))
-            total += len(cfg.seeds) * (est["retrain"] + est["method"] * sum(m.method != "retrain" for m in cfg.methods))
+            per_seed = [est["retrain"] if m.method == "retrain" else est["method"] for m in cfg.methods]
+            total += len(cfg.seeds) * (est["retrain"] * cfg.retrains + sum(per_seed))  # the K retrains, the runs
     return total
 
 

@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medforget.fileio import atomic_path
 from medforget.verify.metrics import METRICS
+from medforget.verify.verdict import noise_margin
 
 if TYPE_CHECKING:
     from medforget.evaluation import ModelEval
@@ -43,7 +45,7 @@ COLUMNS = [
     *(f"retrain_{m.key}_sd" for m in METRICS), "n_retrains",
     "test_accuracy_drop", "test_fnr_increase",
     *(f"{model}_{extra}" for model in MODELS for extra in EXTRA),
-    "test_fnr_op_increase", "evidence_difference", "evidence_noise",
+    "retrain_test_fnr_op_margin", "test_fnr_op_increase", "evidence_difference", "evidence_noise",
     *(f"check_{c}" for c in CHECKS),
     *(f"{m}_forget_{d}_accuracy" for m in ("unlearned", "retrain") for d in ("easy", "medium", "hard")),
     "method_seconds", "retrain_seconds", "time_fraction", "params",
@@ -82,6 +84,9 @@ def tidy_row(rec: RunRecord) -> dict[str, Any]:
     row["test_accuracy_drop"] = sub(row["retrain_test_accuracy"], row["unlearned_test_accuracy"])
     row["test_fnr_increase"] = sub(row["unlearned_test_fnr"], row["retrain_test_fnr"])
     row["test_fnr_op_increase"] = sub(row["unlearned_test_fnr_op"], row["retrain_test_fnr_op"])
+    fnr_op = [e["test_fnr_op"] for e in extras]
+    if all(v is not None for v in fnr_op):
+        row["retrain_test_fnr_op_margin"] = noise_margin([v for v in fnr_op if v is not None])
     if r.evidence is not None:
         row["evidence_difference"] = r.evidence.difference
         diffs = r.evidence.retrain_differences
@@ -134,6 +139,7 @@ SUMMARY_METRICS = [  # (column, header, scale): percentages shown in points
     ("unlearned_test_accuracy", "test acc", 100),
     ("unlearned_test_fnr", "test FNR", 100),
     ("test_fnr_increase", "FNR − retrain", 100),
+    ("test_fnr_op_increase", "FNR@op − retrain", 100),
     ("unlearned_mia", "MIA eff.", 100),
     ("average_gap", "avg gap", 100),
     ("time_fraction", "time / retrain", 100),
@@ -150,22 +156,29 @@ def _mean_sd(xs: list[float | None], scale: float) -> str:
     return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
 
 
+def _tally(rows: list[dict[str, Any]]) -> str:
+    """Verdicts over seeds, e.g. ``2 pass, 1 inconclusive``."""
+    counts = Counter(str(r["verdict"]) for r in rows)
+    return ", ".join(f"{counts[v]} {v}" for v in ("pass", "inconclusive", "fail", "unverified") if counts[v])
+
+
 def summarise(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Mean ± sd over seeds per (dataset, forget design, method), in grid order."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["dataset"], row["forget"], row["label"]), []).append(row)
-    header = ["dataset", "forget set", "method", "seeds", *(h for _, h, _ in SUMMARY_METRICS)]
+    header = ["dataset", "forget set", "method", "seeds", "verdicts", *(h for _, h, _ in SUMMARY_METRICS)]
     body = [
-        [d, f, m, str(len(rs)), *(_mean_sd([r[c] for r in rs], s) for c, _, s in SUMMARY_METRICS)]
+        [d, f, m, str(len(rs)), _tally(rs), *(_mean_sd([r[c] for r in rs], s) for c, _, s in SUMMARY_METRICS)]
         for (d, f, m), rs in groups.items()
     ]
     return header, body
 
 
-def markdown_table(header: list[str], body: list[list[str]]) -> str:
+def markdown_table(header: list[str], body: list[list[Any]]) -> str:
+    """A GitHub markdown table; cells are shown with ``str``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
 
 

@@ -97,9 +97,12 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
 
 def _evidence_check(evidence: SampleEvidence | None, tolerance: float, k: int) -> Check:
     if evidence is None or len(evidence.retrain_differences) < 2:
-        return judge_check(EVIDENCE, None, [None], tolerance, _settle(k))
-    check = judge_check(EVIDENCE, evidence.difference, evidence.retrain_differences, tolerance, _settle(k))
-    return check
+        unknown = judge_check(EVIDENCE, None, [None], tolerance, _settle(k))
+        if k < 3:  # each retrain's own difference is taken against the others: two others at least
+            why = "needs at least 3 retrains (--retrains 3), so it cannot pass"
+            unknown = unknown.model_copy(update={"reason": why})
+        return unknown
+    return judge_check(EVIDENCE, evidence.difference, evidence.retrain_differences, tolerance, _settle(k))
 
 
 __all__ = ["EVIDENCE", "FORGET", "PRIVACY", "QUALITY", "RANKING", "SAFETY", "judge"]

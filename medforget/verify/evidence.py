@@ -133,24 +133,4 @@ def sample_evidence(
     )
 
 
-def forget_auc(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndarray) -> float | None:
-    """P(a forgotten image is more confident than an unseen image of its class), weighted to the forget class mix.
-
-    0.5: the model cannot tell them apart (as after retraining); above, it still remembers them; below, it
-    forgot them so hard that they stand out. Used where no retrains are at hand (the calibrated verdict and
-    the methods' stopping rule). None if no class has both.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    total, weighted = 0.0, 0.0
-    for c in np.unique(yf):
-        f, t = phi_f[yf == c], phi_t[yt == c]
-        if len(f) and len(t):
-            w = len(f) / len(phi_f)
-            y = np.r_[np.ones(len(f)), np.zeros(len(t))]
-            weighted += w * float(roc_auc_score(y, np.r_[f, t]))
-            total += w
-    return weighted / total if total else None
-
-
-__all__ = ["SampleEvidence", "class_matched_mean", "forget_auc", "sample_evidence", "zscores"]
+__all__ = ["SampleEvidence", "class_matched_mean", "sample_evidence", "zscores"]

@@ -35,6 +35,7 @@ class Cost(BaseModel):
     baseline_source: str = Field(
         description="'K retrains (n trained now, m from the cache)', a checkpoint path, 'calibrated', or 'none'"
     )
+    retrains_trained: int = Field(0, description="Retrains trained for this run (the rest came from the cache)")
     tuning_seconds: float | None = Field(
         None, description="One-off cost of tuning the method's parameters (medforget tune), if they were tuned"
     )
