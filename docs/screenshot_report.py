@@ -58,9 +58,8 @@ def write_demo_manifest(path: Path, split_sizes: dict[str, int]) -> Path:
 def build_report(work: Path, html_out: Path, epochs: int, save_report: Path | None) -> None:
     """Train, unlearn with salun-cra against a retrain baseline, and write the HTML report."""
     os.environ["MEDFORGET_CACHE_DIR"] = str(work / "cache")  # keep the retrain baseline out of the user cache
-    from medforget.data import load_medmnist
     from medforget.config import TrainConfig, UnlearnSettings
-    from medforget.data import DataPaths
+    from medforget.data import DataPaths, load_medmnist
     from medforget.request import read_request
     from medforget.train import train
     from medforget.unlearn import Outputs, unlearn

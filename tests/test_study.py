@@ -78,6 +78,7 @@ def test_yaml_config_equals_toml(tmp_path: Path) -> None:
     yaml_text = """
 name: tiny
 seeds: [0]
+retrains: 2
 methods: [retrain, {method: finetune, label: ft-1, params: {epochs: 1}}]
 datasets:
   - {name: breastmnist, train: {arch: resnet10, epochs: 2, batch_size: 32, lr: 0.001, seed: 0}}

@@ -20,7 +20,7 @@ REQUEST = REPO / "sample_requests" / "breastmnist-single-patient.json"
 
 
 def test_search_space_follows_the_methods_parameters() -> None:
-    assert set(search_space("salun-cra")) >= {"lr", "epochs", "mask_fraction", "entropy_weight", "retain_ratio"}
+    assert set(search_space("salun-cra")) >= {"lr", "epochs", "mask_fraction", "positive_weight", "retain_ratio"}
     assert "mask_fraction" not in search_space("random-label")
     assert set(search_space("salun", ["lr"])) == {"lr"}
     with pytest.raises(MedforgetError, match="cannot tune mask_fraction for finetune"):

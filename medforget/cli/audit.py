@@ -16,6 +16,7 @@ from medforget.cli._common import (
     LedgerOpt,
     Manifest,
     Quiet,
+    ShowIds,
     Verbose,
     app,
     build,
@@ -60,6 +61,7 @@ def audit(
         A, "seed"
     ),
     html: Annotated[Path | None, typer.Option(help="Also write the audit as a self-contained HTML page")] = None,
+    show_ids: ShowIds = False,
     device: Device = "auto",
     force: Force = False,
     json_out: JsonOut = False,
@@ -86,6 +88,7 @@ def audit(
         alpha=alpha,
         seed=seed,
         device=device,
+        show_ids=show_ids,
     )
     key = load_key(key_file)
     result = run_audit(checkpoint, options, key=key, ledger=ledger, request=req, data=data_paths(data_root, manifest))

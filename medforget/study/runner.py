@@ -179,11 +179,8 @@ def _resume_hint(out: Path, runs_done: Any) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        log.warning(
-            "study interrupted after %d new runs; they are saved in %s. Run the same command to resume.",
-            runs_done(),
-            out,
-        )
+        msg = "study interrupted after %d new runs; they are saved in %s. Run the same command to resume."
+        log.warning(msg, runs_done(), out)
         raise
 
 
