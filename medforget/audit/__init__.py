@@ -22,7 +22,7 @@ with what it is given, four questions, as five :class:`AuditCheck` rows:
     :func:`population_audit` and :func:`lira_audit`, whose docstrings give the exact rules.
 
 Exit codes follow ``unlearn``: the verdict is ``fail`` (exit 3) if any check fails,
-``inconclusive`` (exit 0, like ``unverified``) if none fails but a membership test saw a
+``inconclusive`` (exit 4) if none fails but a membership test saw a
 difference too small a sample cannot confirm, else ``pass``. Bad input (exit 2,
 :class:`MedforgetError`) is anything the auditor must fix before the audit means anything:
 a checkpoint path that does not exist or names a file that is not a medforget checkpoint at all

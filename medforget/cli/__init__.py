@@ -3,7 +3,8 @@
 Conventions every command keeps, because the tool lives in shell automation: results on stdout
 (``--json`` for programs), progress and logs on stderr, no prompts; exit 0 success, 1 internal
 error, 2 bad input or missing data (one clear line, nothing written), 3 a verification verdict
-failed or a file was tampered with (outputs of a run are still written).
+failed or a file was tampered with (outputs of a run are still written), 4 a verdict is
+inconclusive (the report says what would settle it).
 
 Option defaults are read from the library's pydantic models (:mod:`medforget.config`), never
 repeated here. This module is the one place with many-parameter functions: each Typer command's

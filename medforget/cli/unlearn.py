@@ -85,6 +85,9 @@ def unlearn(
     evidence_tolerance: Annotated[
         float, typer.Option(help="Verdict: max |per-sample z difference| (retrain SDs)")
     ] = default(TH, "evidence_tolerance"),
+    forget_auc_tolerance: Annotated[
+        float, typer.Option(help="Calibrated verdict: max |forget-vs-unseen AUC - retrains'|")
+    ] = default(TH, "forget_auc_tolerance"),
     max_auroc_drop: Annotated[float, typer.Option(help="Verdict: max test AUROC below the retrains")] = default(
         TH, "max_auroc_drop"
     ),
@@ -129,6 +132,7 @@ def unlearn(
         Thresholds,
         forget_accuracy_tolerance=forget_tolerance,
         evidence_tolerance=evidence_tolerance,
+        forget_auc_tolerance=forget_auc_tolerance,
         max_auroc_drop=max_auroc_drop,
         mia_tolerance=mia_tolerance,
         max_test_accuracy_drop=max_test_drop,

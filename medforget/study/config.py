@@ -70,8 +70,8 @@ class StudyConfig(_Strict):
     seeds: list[int] = Field(
         default=[0],
         min_length=1,
-        description="Each seed draws new forget sets and seeds "
-        "the methods; the original model and retrain use the recipe's own seed",
+        description="Each seed draws new forget sets and seeds the methods; the original model uses the "
+        "recipe's own seed, the K retrains seeds recipe+1 ... recipe+K (never the original's)",
     )
     retrains: int = Field(3, ge=1, description="K: retrains each run's verdict compares with (shared by its methods)")
     fn_cost: float = Field(5.0, ge=0)
