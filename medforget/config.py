@@ -33,6 +33,32 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seeds model initialisation and batch order")
 
 
+class ReadOptions(BaseModel):
+    """How this machine reads a dataset's images: never recorded, since the data and results are the same either way."""
+
+    lazy: bool | None = Field(
+        None,
+        description="Read images from an on-disk uint8 cache a batch at a time (True), hold them in memory (False), "
+        "or decide by size (None: lazily above 2 GiB of decoded images)",
+    )
+    workers: int = Field(0, ge=0, description="Processes that decode images and read batches ahead (0: this one)")
+
+
+class CsvLayout(BaseModel):
+    """How an image CSV is laid out: medforget's own columns, or a published dataset's files as they come."""
+
+    format: Literal["plain", "chexpert"] = Field(
+        "plain", description="plain: sample_id,path,label,split[,patient_id,...]; chexpert: CheXpert's train.csv"
+    )
+    uncertain: Literal["positive", "negative", "drop"] = Field(
+        "positive",
+        description="chexpert: an uncertain (-1) finding counts as present (U-Ones: an uncertain finding is followed "
+        "up), absent (U-Zeros), or the image is left out; a blank finding is absent (not mentioned in the report)",
+    )
+    views: Literal["frontal", "all"] = Field("frontal", description="chexpert: frontal views only, or lateral too")
+    classes: list[str] | None = Field(None, description="plain: class names in label order (default: sorted labels)")
+
+
 class Thresholds(BaseModel):
     """Clinical tolerances of the verdict (fractions: 0.05 = 5 percentage points), against the retrains' mean.
 
@@ -181,7 +207,9 @@ class MethodConfig(BaseModel):
 __all__ = [
     "AuditOptions",
     "CalibrateSettings",
+    "CsvLayout",
     "MethodConfig",
+    "ReadOptions",
     "Thresholds",
     "TrainConfig",
     "TuneSettings",
