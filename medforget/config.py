@@ -44,6 +44,18 @@ class ReadOptions(BaseModel):
     workers: int = Field(0, ge=0, description="Processes that decode images and read batches ahead (0: this one)")
 
 
+class RuntimeOptions(BaseModel):
+    """How training uses the device (recorded in the checkpoint as it was resolved; not part of the recipe)."""
+
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: on CUDA bf16 where supported, else fp16 with a gradient scaler; fp32 on CPU"
+    )
+    compile: bool = Field(False, description="Run training through torch.compile")
+    deterministic: bool = Field(
+        False, description="cuDNN determinism and torch.use_deterministic_algorithms (slower on GPUs)"
+    )
+
+
 class CsvLayout(BaseModel):
     """How an image CSV is laid out: medforget's own columns, or a published dataset's files as they come."""
 
@@ -210,6 +222,7 @@ __all__ = [
     "CsvLayout",
     "MethodConfig",
     "ReadOptions",
+    "RuntimeOptions",
     "Thresholds",
     "TrainConfig",
     "TuneSettings",

@@ -23,12 +23,13 @@ from medforget.cli._common import (
     print_json,
     show,
 )
-from medforget.config import CsvLayout, ReadOptions, TrainConfig, default
+from medforget.config import CsvLayout, ReadOptions, RuntimeOptions, TrainConfig, default
 from medforget.errors import MedforgetError
 
 T = TrainConfig
 L = CsvLayout
 R = ReadOptions
+RT = RuntimeOptions
 
 
 @app.command()
@@ -74,6 +75,15 @@ def train(
     schedule: Annotated[str, typer.Option(help="cosine, multistep or constant")] = default(T, "schedule"),
     weight_decay: Annotated[float, typer.Option(min=0.0)] = default(T, "weight_decay"),
     seed: int = default(T, "seed"),
+    precision: Annotated[
+        str, typer.Option(help="auto (CUDA: bf16 where supported, else fp16 + gradient scaler; CPU: fp32), fp32, ...")
+    ] = default(RT, "precision"),
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="Train through torch.compile (pays off on GPUs, long runs)")
+    ] = default(RT, "compile"),
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="cuDNN determinism + torch.use_deterministic_algorithms (recorded)")
+    ] = default(RT, "deterministic"),
     ledger: LedgerOpt = None,
     key_file: KeyFile = None,
     device: Device = "auto",
@@ -84,6 +94,7 @@ def train(
 ) -> None:
     """Train a classifier and write a checkpoint that records exactly what it was trained on."""
     # size: a Typer command's parameters are its options (data, layout, reading, recipe, outputs); the body is short.
+    from medforget import runtime
     from medforget.data import load_dataset, reading
     from medforget.keys import load_key
     from medforget.models import list_models
@@ -110,7 +121,8 @@ def train(
         views=views,
         classes=classes.split(",") if classes else None,
     )
-    with reading(build(ReadOptions, lazy=lazy, workers=workers)):
+    options = build(RuntimeOptions, precision=precision, compile=compile_model, deterministic=deterministic)
+    with reading(build(ReadOptions, lazy=lazy, workers=workers)), runtime.use(options):
         ds = load_dataset(dataset, size, data_root, positive, binary, manifest, layout)
         summary = run_train(ds, cfg, out, device=device, force=force, key=load_key(key_file), ledger=ledger)
     print_json(summary) if json_out else show(train_summary(summary))

@@ -14,7 +14,16 @@ and read a batch at a time (:mod:`.lazy`), with the same IDs and fingerprints.
 """
 
 from medforget.data.batches import batches, to_float
-from medforget.data.core import SPLITS, Dataset, DataSpec, Split, concat_splits, parse_sample_id, sample_id
+from medforget.data.core import (
+    SPLITS,
+    Dataset,
+    DataSource,
+    DataSpec,
+    Split,
+    concat_splits,
+    parse_sample_id,
+    sample_id,
+)
 from medforget.data.imagecache import current_reading, reading
 from medforget.data.images import load_csv_dataset
 from medforget.data.labels import DEFAULT_POSITIVE, resolve_positive
@@ -28,6 +37,7 @@ __all__ = [
     "MEDMNIST_SIZES",
     "SPLITS",
     "DataPaths",
+    "DataSource",
     "DataSpec",
     "Dataset",
     "LazyImages",

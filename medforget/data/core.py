@@ -100,6 +100,13 @@ class Split:
         return h.hexdigest()
 
 
+class DataSource(BaseModel):
+    """Where this machine found a dataset's files (never recorded): what another process needs to load it too."""
+
+    data_root: str | None = None
+    manifest: str | None = None
+
+
 @dataclass
 class Dataset:
     """A dataset in memory: its splits, class names and which classes mean disease."""
@@ -108,6 +115,8 @@ class Dataset:
     classes: list[str]
     positive: list[int]
     splits: dict[str, Split]
+    source: DataSource | None = None
+
 
     @property
     def name(self) -> str:

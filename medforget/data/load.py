@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from medforget.config import CsvLayout
-from medforget.data.core import Dataset, DataSpec
+from medforget.data.core import Dataset, DataSource, DataSpec
 from medforget.data.images import load_csv_dataset, manifest_sha256
 from medforget.data.medmnist import load_medmnist
 from medforget.errors import DataError
@@ -50,10 +50,16 @@ def load_dataset(
     if dataset.lower() in ("csv", "custom") or dataset.lower().startswith("csv:"):
         if not manifest:
             raise DataError("a CSV dataset needs --manifest pointing to its sample_id,path,label,split CSV")
-        return load_csv_dataset(manifest, size=size, positive=positive, binary=binary, layout=layout)
-    if layout != CsvLayout():
+        ds = load_csv_dataset(manifest, size=size, positive=positive, binary=binary, layout=layout)
+    elif layout != CsvLayout():
         raise DataError(f"--manifest-format and --classes apply to CSV datasets, not to {dataset}")
-    return load_medmnist(dataset, size, data_root, positive, binary, manifest)
+    else:
+        ds = load_medmnist(dataset, size, data_root, positive, binary, manifest)
+    ds.source = DataSource(
+        data_root=os.fspath(data_root) if data_root else None,
+        manifest=os.path.abspath(manifest) if manifest else None,
+    )
+    return ds
 
 
 def load_from_spec(
