@@ -56,6 +56,17 @@ class RuntimeOptions(BaseModel):
     )
 
 
+class RayOptions(BaseModel):
+    """Where ``study``/``tune --executor ray`` run: a Ray cluster (or a local instance) and each run's share of it."""
+
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001, or auto); default: start a local Ray instance"
+    )
+    cpus_per_run: float = Field(1.0, gt=0, description="CPUs each run (a grid cell, a trial) reserves")
+    gpus_per_run: float = Field(0.0, ge=0, description="GPUs each run reserves (0 on CPU clusters)")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray instance (default: every core)")
+
+
 class CsvLayout(BaseModel):
     """How an image CSV is laid out: medforget's own columns, or a published dataset's files as they come."""
 
@@ -221,6 +232,7 @@ __all__ = [
     "CalibrateSettings",
     "CsvLayout",
     "MethodConfig",
+    "RayOptions",
     "ReadOptions",
     "RuntimeOptions",
     "Thresholds",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from medforget.engine import train_model
+from medforget.engine import build_model, fit
 from medforget.methods._registry import MethodParams, UnlearnTask, register
 
 
@@ -23,5 +23,13 @@ class Params(MethodParams):
 def retrain(task: UnlearnTask, p: Params) -> nn.Module:
     cfg = task.train_config
     cfg = cfg.model_copy(update={k: v for k, v in {"epochs": p.epochs, "seed": p.seed}.items() if v is not None})
-    model, _ = train_model(task.dataset, cfg, task.device, train_split=task.retain, description="retrain")
+    model = build_model(cfg, task.dataset, task.device)
+    fit(
+        model,
+        task.retain,
+        cfg,
+        task.device,
+        val=task.dataset.val,
+        description="retrain",
+    )
     return model
