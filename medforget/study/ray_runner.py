@@ -11,6 +11,7 @@ writes each new run's file. The driver collects the records and writes the same 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -121,26 +122,28 @@ def run_study_on_ray(
     records: list[RunRecord] = []
     counts = {"trained": 0, "done": 0, "reused": 0, "compute": 0.0}
     with session(options) as ray, progress.track("study (ray)", len(datasets) + n_cells) as bar:
-        jobs = [_CellJob(dataset=i, **base).model_dump_json() for i in range(len(datasets))]
         originals: dict[int, _CellResult] = {}
-        for text in run_all(ray, run_cell, jobs, options):
-            r = _CellResult.model_validate_json(text)
+        for r in _results(run_all(ray, run_cell, [_CellJob(dataset=i, **base).model_dump_json()
+                                                   for i in range(len(datasets))], options), counts):  # fmt: skip
             originals[r.dataset] = r
-            _count(counts, r)
             bar.advance(1, f"original {cfg.datasets[r.dataset].name}")
         jobs = [
             _CellJob(dataset=i, forget=f, seed=seed, request=make_request(ds, fd, seed), original=originals[i].original,
                      original_sha=originals[i].original_sha, keep_models=keep_models, **base).model_dump_json()
             for i, ds in enumerate(datasets) for f, fd in enumerate(cfg.forget) for seed in cfg.seeds
         ]  # fmt: skip
-        for text in run_all(ray, run_cell, jobs, options):
-            r = _CellResult.model_validate_json(text)
+        for r in _results(run_all(ray, run_cell, jobs, options), counts):
             records.extend(r.records)
-            _count(counts, r)
             bar.advance(1, f"{r.done} runs done, {r.reused} reused")
         slots = max(1, min(int(ray.cluster_resources().get("CPU", 1) / options.cpus_per_run), n_cells))
-    wall = time.perf_counter() - wall0
-    timings = StudyTimings(
+    timings = _timings(time.perf_counter() - wall0, counts, slots)
+    ordered = _grid_order(cfg, [ds.name for ds in datasets], records)
+    return _write_results(cfg, out, ordered, timings, started, command, plots)
+
+
+def _timings(wall: float, counts: dict[str, float], slots: int) -> StudyTimings:
+    """A Ray run's timings; compute is summed over workers, so overhead is against the wall time of every slot."""
+    return StudyTimings(
         wall_seconds=round(wall, 2),
         compute_seconds=round(counts["compute"], 2),
         overhead_fraction=round(max(0.0, 1 - counts["compute"] / (wall * slots)), 4) if wall else 0.0,
@@ -148,15 +151,17 @@ def run_study_on_ray(
         runs_done=int(counts["done"]),
         runs_reused=int(counts["reused"]),
     )
-    ordered = _grid_order(cfg, [ds.name for ds in datasets], records)
-    return _write_results(cfg, out, ordered, timings, started, command, plots)
 
 
-def _count(counts: dict[str, float], r: _CellResult) -> None:
-    counts["trained"] += r.trained
-    counts["done"] += r.done
-    counts["reused"] += r.reused
-    counts["compute"] += r.compute_seconds
+def _results(texts: Iterator[str], counts: dict[str, float]) -> Iterator[_CellResult]:
+    """Finished tasks' results as they come, counted into ``counts``."""
+    for text in texts:
+        r = _CellResult.model_validate_json(text)
+        counts["trained"] += r.trained
+        counts["done"] += r.done
+        counts["reused"] += r.reused
+        counts["compute"] += r.compute_seconds
+        yield r
 
 
 def _grid_order(cfg: StudyConfig, names: list[str], records: list[RunRecord]) -> list[RunRecord]:
