@@ -41,7 +41,9 @@ class ReadOptions(BaseModel):
         description="Read images from an on-disk uint8 cache a batch at a time (True), hold them in memory (False), "
         "or decide by size (None: lazily above 2 GiB of decoded images)",
     )
-    workers: int = Field(0, ge=0, description="Processes that decode images and read batches ahead (0: this one)")
+    workers: int = Field(
+        0, ge=0, description="Processes decoding images into the cache, threads reading batches ahead (0: none)"
+    )
 
 
 class RuntimeOptions(BaseModel):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from medforget.config import ReadOptions, TrainConfig
 from medforget.data import LazyImages, batches, concat_splits, load_dataset, load_medmnist, reading
+from medforget.data.lazy import lazy_batches
 from medforget.engine import build_model, fit, predict
 from medforget.methods import UnlearnTask, get_method
 
@@ -54,6 +55,9 @@ def test_batches_read_ahead_by_workers_match_in_memory_batches(breast64_pair) ->
     for (xg, yg, rg), (xw, yw, rw) in zip(got, want, strict=True):
         assert torch.equal(rg, rw) and torch.equal(yg, yw) and torch.equal(xg, xw)
         assert xg.is_contiguous(memory_format=torch.channels_last)
+    chunks = [r for _, _, r in want]  # the read-ahead threads a GPU gets, forced on here
+    for got_raw, rows in zip(lazy_batches(split_z.images, chunks, ahead=True), chunks, strict=True):
+        assert torch.equal(got_raw, split_e.images[rows])
 
 
 def test_training_and_unlearning_on_lazy_data_give_the_same_weights(breast) -> None:

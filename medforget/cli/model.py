@@ -59,7 +59,7 @@ def train(
     ] = default(L, "uncertain"),
     views: Annotated[str, typer.Option(help="chexpert: frontal views only, or all")] = default(L, "views"),
     workers: Annotated[
-        int, typer.Option(min=0, help="Processes decoding images and reading batches ahead (0: this one)")
+        int, typer.Option(min=0, help="Processes decoding images into the cache, threads reading batches ahead")
     ] = default(R, "workers"),
     lazy: Annotated[
         bool | None,

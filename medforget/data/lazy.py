@@ -1,4 +1,4 @@
-"""Images that stay on disk: uint8 row files read a batch at a time, optionally by worker processes.
+"""Images that stay on disk: uint8 row files read a batch at a time, optionally ahead by worker threads.
 
 A hospital archive does not fit in memory (CheXpert at 224 px is 11 GB of uint8 pixels), so a
 lazily read split holds a :class:`LazyImages` instead of a tensor: which rows of which row files
@@ -7,7 +7,7 @@ the ``[N, C, H, W]`` uint8 tensor it stands for where the training code touches 
 ``shape``, ``.to(device)`` (remembers the target, moves nothing), ``images[rows]`` and
 ``index_select`` (read those rows and return a tensor on the target device). Subsets and
 concatenations stay lazy. :func:`lazy_batches` feeds a training or inference loop, with ``workers``
-processes reading ahead (pinned memory and non-blocking copies on CUDA).
+threads reading ahead for a GPU (pinned memory and non-blocking copies).
 
 Reads use ``os.pread`` on runs of consecutive rows, so the process holds only the batches in
 flight: the pages stay in the kernel's cache, not in this process's memory.
@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
@@ -66,7 +69,7 @@ class LazyImages:
         which: per image, the index of its file in ``files``.
         rows: per image, its row in that file.
         device: where indexing returns tensors (set by :meth:`to`).
-        workers: processes that read batches ahead in :func:`lazy_batches` (0: read in this process).
+        workers: threads that read batches ahead in :func:`lazy_batches` (0: read when needed).
     """
 
     dtype = torch.uint8
@@ -117,7 +120,7 @@ class LazyImages:
         return view
 
     def with_workers(self, workers: int) -> LazyImages:
-        """The same images, read ahead by ``workers`` processes in :func:`lazy_batches`."""
+        """The same images, read ahead by ``workers`` threads in :func:`lazy_batches`."""
         view = self._with(self.which, self.rows)
         view.workers = workers
         return view
@@ -223,40 +226,37 @@ def _index(files: list[RowFile], f: RowFile) -> int:
     return files.index(f)
 
 
-class _BatchReads(torch.utils.data.Dataset):
-    """Batch ``i`` of a fixed list of row chunks, read in a worker process."""
-
-    def __init__(self, images: LazyImages, chunks: list[torch.Tensor]) -> None:
-        self.images, self.chunks = images, chunks
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images.read(self.chunks[i])
-
-
-def lazy_batches(images: LazyImages, chunks: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+def lazy_batches(
+    images: LazyImages, chunks: list[torch.Tensor], ahead: bool | None = None
+) -> Iterator[torch.Tensor]:
     """uint8 batches of ``chunks`` (row indices) on the images' target device, read ahead by their workers.
 
-    With workers the reads run in a :class:`torch.utils.data.DataLoader` (order kept, pinned memory on
-    CUDA); the copy to the device is non-blocking on CUDA, so reading, copying and computing overlap.
+    The workers are threads: reads are ``pread`` calls and copies that release the GIL, and unlike worker
+    processes forked from the trainer they share nothing copy-on-write (a fork of a training process makes
+    every page it writes while the workers live a copy: 20% slower training here). Up to ``2 * workers``
+    batches are read ahead, into pinned memory on CUDA, and copied to the device without blocking.
+
+    ``ahead=None`` reads ahead only for a GPU: on a CPU the model needs the cores, and reading a batch from
+    the cache takes well under 1% of a training step (``benchmarks/lazy_throughput.py``), so the batches are
+    read in the training thread there (extra threads slowed training 15-30% on this 2-core machine).
     """
     cuda = images.device.type == "cuda"
-    if images.workers <= 0 or len(chunks) < 2:
+    if ahead is None:
+        ahead = cuda
+    if not ahead or images.workers <= 0 or len(chunks) < 2:
         for rows in chunks:
             yield images[rows]
         return
     cpu_view = images.to("cpu")
-    loader = torch.utils.data.DataLoader(
-        _BatchReads(cpu_view, [c.cpu() for c in chunks]),
-        batch_size=None,
-        num_workers=min(images.workers, len(chunks)),
-        pin_memory=cuda,
-        prefetch_factor=4,
-    )
-    for batch in loader:
-        yield batch.to(images.device, non_blocking=cuda)
+    todo = iter([c.cpu() for c in chunks])
+    with ThreadPoolExecutor(max_workers=images.workers, thread_name_prefix="medforget-read") as pool:
+        pending = deque(pool.submit(cpu_view.read, rows, cuda) for rows in islice(todo, 2 * images.workers))
+        while pending:
+            batch = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(cpu_view.read, nxt, cuda))
+            yield batch.to(images.device, non_blocking=cuda)
 
 
 __all__ = ["LazyImages", "RowFile", "concat_images", "lazy_batches", "memo_digest"]
