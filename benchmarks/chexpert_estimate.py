@@ -90,7 +90,9 @@ def human(seconds: float) -> str:
 
 
 def count(n: float) -> str:
-    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+    if n >= 1e5:
+        return f"{n / 1e6:.2f} M"
+    return f"{n / 1e3:.1f} k" if n >= 1e3 else f"{n:.0f}"
 
 
 def jobs(args) -> dict[str, tuple[float, float, bool]]:

@@ -19,10 +19,10 @@ from pydantic import BaseModel
 
 from medforget import progress
 from medforget.config import RayOptions
-from medforget.data import load_dataset
+from medforget.data import Dataset, load_dataset
 from medforget.engine import compute_clock
 from medforget.request import DeletionRequest
-from medforget.study.config import StudyConfig, method_params
+from medforget.study.config import DatasetConfig, StudyConfig, method_params
 from medforget.study.runner import (
     RunRecord,
     StudyResult,
@@ -60,12 +60,24 @@ class _CellResult(BaseModel):
     compute_seconds: float = 0.0
 
 
+_DATASETS: dict[str, Dataset] = {}
+"""Datasets a Ray worker loaded, kept for its next tasks (a worker process runs many cells)."""
+
+
+def _dataset(dc: DatasetConfig, data_root: str | None) -> Dataset:
+    key = dc.model_dump_json() + str(data_root)
+    if key not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[key] = load_dataset(dc.name, dc.size, data_root, dc.positive or None, dc.binary, dc.manifest)
+    return _DATASETS[key]
+
+
 def run_cell(payload: str) -> str:
     """In a Ray worker: train (or find) a dataset's original, or run one grid cell; returns what it did as JSON."""
     job = _CellJob.model_validate_json(payload)
     cfg, dc = job.config, job.config.datasets[job.dataset]
     clock = compute_clock.seconds
-    ds = load_dataset(dc.name, dc.size, job.data_root, dc.positive or None, dc.binary, dc.manifest)
+    ds = _dataset(dc, job.data_root)
     if job.forget is None:
         found = ensure_original(ds, dc.train, cfg.device)
         assert found is not None
