@@ -41,7 +41,7 @@ class RuntimeRecord(BaseModel):
     compiled: bool = Field(description="The training forward/backward ran through torch.compile")
     deterministic: bool = Field(description="cuDNN determinism and torch.use_deterministic_algorithms were on")
     world_size: int = Field(1, ge=1, description="Processes that trained it together (torchrun/DDP)")
-    torch_version: str = torch.__version__
+    torch_version: str = Field(default_factory=lambda: str(torch.__version__))
 
 
 @contextmanager
