@@ -226,6 +226,10 @@ def _index(files: list[RowFile], f: RowFile) -> int:
     return files.index(f)
 
 
+GPU_READERS = 4
+"""Read-ahead threads for a GPU when no ``workers`` were asked for: a GPU step is shorter than a synchronous read."""
+
+
 def lazy_batches(
     images: LazyImages, chunks: list[torch.Tensor], ahead: bool | None = None
 ) -> Iterator[torch.Tensor]:
@@ -243,14 +247,15 @@ def lazy_batches(
     cuda = images.device.type == "cuda"
     if ahead is None:
         ahead = cuda
-    if not ahead or images.workers <= 0 or len(chunks) < 2:
+    threads = images.workers or (GPU_READERS if cuda else 0)
+    if not ahead or threads <= 0 or len(chunks) < 2:
         for rows in chunks:
             yield images[rows]
         return
     cpu_view = images.to("cpu")
     todo = iter([c.cpu() for c in chunks])
-    with ThreadPoolExecutor(max_workers=images.workers, thread_name_prefix="medforget-read") as pool:
-        pending = deque(pool.submit(cpu_view.read, rows, cuda) for rows in islice(todo, 2 * images.workers))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medforget-read") as pool:
+        pending = deque(pool.submit(cpu_view.read, rows, cuda) for rows in islice(todo, 2 * threads))
         while pending:
             batch = pending.popleft().result()
             nxt = next(todo, None)
