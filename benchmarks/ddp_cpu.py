@@ -63,7 +63,7 @@ def main() -> None:
     rows, preds = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, procs, threads, seed in runs:
-            out = Path(tmp) / f"{procs}-{seed}.safetensors"
+            out = Path(tmp) / f"{procs}-{threads}-{seed}.safetensors"
             summary, wall = train(out, args, procs, threads, seed)
             ck = load_checkpoint(out)
             preds[name] = predict(ck.build_model("cpu"), ds.test, torch.device("cpu")).argmax(1)
