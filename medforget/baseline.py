@@ -78,9 +78,10 @@ def train_or_load(dataset: Dataset, recipe: TrainConfig, retain: Split, seed: in
     seeded = recipe.model_copy(update={"seed": seed})
     log.info("retrain seed %d: training %s from scratch on %d retained samples", seed, recipe.arch, len(retain))
     start = time.perf_counter()
-    model, _ = train_model(dataset, seeded, device, train_split=retain)
+    model, run = train_model(dataset, seeded, device, train_split=retain)
     seconds = time.perf_counter() - start
-    meta = CheckpointMeta.for_dataset(dataset, seeded, metrics={"train_seconds": round(seconds, 3)})
+    metrics = {"train_seconds": round(seconds, 3)}
+    meta = CheckpointMeta.for_dataset(dataset, seeded, metrics=metrics, runtime=run.runtime)
     sha = STORE.save(key, model, meta)
     return Retrain(seed, model, seconds, False, sha)
 
@@ -150,8 +151,12 @@ def retrain_distribution(
     Returns:
         One retrain per seed, in order.
     """
+    from medforget import distributed
+
     missing = [s for s in seeds if not _cached(dataset, recipe, retain.split, s)]
     n = min(len(missing), workers or os.cpu_count() or 1)
+    if distributed.group() is not None:
+        n = 1  # under torchrun every rank trains each retrain together, one after the other
     if device.type == "cpu" and n > 1:
         threads = max(1, (os.cpu_count() or 1) // n)
         common = {

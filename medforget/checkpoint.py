@@ -35,6 +35,7 @@ from medforget.evaluation.calibration import OperatingPoint
 from medforget.fileio import atomic_path
 from medforget.keys import HashedIds, key_id
 from medforget.models import create_model
+from medforget.runtime import RuntimeRecord
 
 FORMAT = "medforget-checkpoint/1"
 META_KEY = "medforget"
@@ -88,6 +89,9 @@ class CheckpointMeta(BaseModel):
     weights_sha256: str = Field("", description="Hash of the tensors (names, dtypes, shapes, bytes)")
     operating_point: OperatingPoint | None = Field(
         None, description="Decision threshold set after unlearning (already added to the output bias)"
+    )
+    runtime: RuntimeRecord | None = Field(
+        None, description="How it was trained: device, precision, compile, determinism, processes (torchrun)"
     )
     signing_key_id: str | None = Field(
         None,

@@ -33,6 +33,57 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seeds model initialisation and batch order")
 
 
+class ReadOptions(BaseModel):
+    """How this machine reads a dataset's images: never recorded, since the data and results are the same either way."""
+
+    lazy: bool | None = Field(
+        None,
+        description="Read images from an on-disk uint8 cache a batch at a time (True), hold them in memory (False), "
+        "or decide by size (None: lazily above 2 GiB of decoded images)",
+    )
+    workers: int = Field(
+        0, ge=0, description="Processes decoding images into the cache, threads reading batches ahead (0: none)"
+    )
+
+
+class RuntimeOptions(BaseModel):
+    """How training uses the device (recorded in the checkpoint as it was resolved; not part of the recipe)."""
+
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: on CUDA bf16 where supported, else fp16 with a gradient scaler; fp32 on CPU"
+    )
+    compile: bool = Field(False, description="Run training through torch.compile")
+    deterministic: bool = Field(
+        False, description="cuDNN determinism and torch.use_deterministic_algorithms (slower on GPUs)"
+    )
+
+
+class RayOptions(BaseModel):
+    """Where ``study``/``tune --executor ray`` run: a Ray cluster (or a local instance) and each run's share of it."""
+
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001, or auto); default: start a local Ray instance"
+    )
+    cpus_per_run: float = Field(1.0, gt=0, description="CPUs each run (a grid cell, a trial) reserves")
+    gpus_per_run: float = Field(0.0, ge=0, description="GPUs each run reserves (0 on CPU clusters)")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray instance (default: every core)")
+
+
+class CsvLayout(BaseModel):
+    """How an image CSV is laid out: medforget's own columns, or a published dataset's files as they come."""
+
+    format: Literal["plain", "chexpert"] = Field(
+        "plain", description="plain: sample_id,path,label,split[,patient_id,...]; chexpert: CheXpert's train.csv"
+    )
+    uncertain: Literal["positive", "negative", "drop"] = Field(
+        "positive",
+        description="chexpert: an uncertain (-1) finding counts as present (U-Ones: an uncertain finding is followed "
+        "up), absent (U-Zeros), or the image is left out; a blank finding is absent (not mentioned in the report)",
+    )
+    views: Literal["frontal", "all"] = Field("frontal", description="chexpert: frontal views only, or lateral too")
+    classes: list[str] | None = Field(None, description="plain: class names in label order (default: sorted labels)")
+
+
 class Thresholds(BaseModel):
     """Clinical tolerances of the verdict (fractions: 0.05 = 5 percentage points), against the retrains' mean.
 
@@ -181,7 +232,11 @@ class MethodConfig(BaseModel):
 __all__ = [
     "AuditOptions",
     "CalibrateSettings",
+    "CsvLayout",
     "MethodConfig",
+    "RayOptions",
+    "ReadOptions",
+    "RuntimeOptions",
     "Thresholds",
     "TrainConfig",
     "TuneSettings",

@@ -1,9 +1,12 @@
 """Training and inference: one loop shared by ``train``, the retrain baseline and the unlearning methods.
 
 CPU is a first-class target (hospitals rarely have a spare GPU): images stay in memory as
-uint8 and are normalised per batch, the model runs ``channels_last`` (about +40% on
-ResNet-18 here), and no autocast is used on CPU (bf16 is 10-50x slower on CPUs without
-native support). Given a seed, a CPU run is bit-for-bit repeatable.
+uint8 (or on disk, read a batch at a time) and are normalised per batch, the model runs
+``channels_last`` (about +40% on ResNet-18 here), and no autocast is used on CPU (bf16 is 10-50x
+slower on CPUs without native support). Given a seed, a CPU run is bit-for-bit repeatable. On
+CUDA the same loop runs in mixed precision with a gradient scaler where needed
+(:mod:`medforget.runtime`), and under ``torchrun`` every rank trains the model together
+(:mod:`medforget.distributed`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medforget import progress
+from medforget import distributed, progress
 from medforget.config import TrainConfig
 from medforget.data import Dataset, Split, batches
 from medforget.errors import MedforgetError
 from medforget.models import create_model
+from medforget.runtime import Runtime, RuntimeRecord
 
 
 class ComputeClock:
@@ -61,12 +65,12 @@ compute_clock = ComputeClock()
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise MedforgetError(f"--device must be auto, cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MedforgetError("--device cuda requested but no CUDA device is available")
-    return torch.device(device)
+    return distributed.local_device(torch.device(device))
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -111,11 +115,10 @@ def predict(model: nn.Module, split: Split, device: torch.device, batch_size: in
     was_training = model.training
     model.eval()
     images = split.images.to(device)
-    with compute_clock.running(device):
-        out = [
-            model(x).float().cpu()
-            for x, _, _ in batches(images, split.labels.to(device), batch_size, channels_last=device.type == "cpu")
-        ]
+    rt = Runtime.for_device(device)
+    with compute_clock.running(device), rt.autocast():
+        labels = split.labels.to(device)
+        out = [model(x).float().cpu() for x, _, _ in batches(images, labels, batch_size, channels_last=True)]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 0)
 
@@ -138,6 +141,7 @@ class FitResult:
     best_epoch: int = 0
     seconds: float = 0.0
     images_seen: int = 0
+    runtime: RuntimeRecord | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -178,24 +182,32 @@ def fit(
         description: the progress task's name.
 
     Returns:
-        The per-epoch history, the chosen epoch and the wall time.
+        The per-epoch history, the chosen epoch, the wall time and how the device was used.
     """
+    # size: one loop over epochs with validation and best-epoch selection; the set-up is the runtime's and DDP's.
     gen = seed_everything(cfg.seed)
     model.train()
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    grp = distributed.training_group()
+    world = grp.world if grp is not None else 1
+    if cfg.batch_size % world:
+        raise MedforgetError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
+    rt = Runtime.for_device(device, world)
+    steps_per_epoch = math.ceil((len(train) + (-len(train)) % world) / cfg.batch_size)
     opt = make_optimizer(
         [p for p in model.parameters() if p.requires_grad], cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay
     )
-    loop = _Loop(model, step, opt, make_scheduler(opt, cfg.schedule, cfg.epochs * steps_per_epoch), device)
+    net = rt.compiled(distributed.wrap(model, device) if grp is not None else model)
+    sched = make_scheduler(opt, cfg.schedule, cfg.epochs * steps_per_epoch)
+    loop = _Loop(net, step, opt, sched, device, rt, rt.scaler())
     images, targets = train.images.to(device), train.labels.to(device)
-    result = FitResult()
+    result = FitResult(runtime=rt.record())
     best = _Best()
     start = time.perf_counter()
-    with progress.track(description, cfg.epochs * steps_per_epoch) as task:
+    with rt.determinism(), progress.track(description, cfg.epochs * steps_per_epoch) as task:
         for epoch in range(1, cfg.epochs + 1):
-            order = batches(images, targets, cfg.batch_size, True, gen, channels_last=device.type == "cpu")
+            order = batches(images, targets, cfg.batch_size, True, gen, True, grp.shard if grp else None)
             log = loop.epoch(epoch, order, task)
-            result.images_seen += log.seen
+            result.images_seen += log.seen * world
             if val is not None and len(val):
                 logits = predict(model, val, device)
                 log.val_loss = float(F.cross_entropy(logits, val.labels))
@@ -219,6 +231,8 @@ class _Loop:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
+    rt: Runtime
+    scaler: torch.amp.GradScaler
 
     def epoch(
         self, epoch: int, order: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], task: Any
@@ -227,9 +241,11 @@ class _Loop:
         for x, y, rows in order:
             with compute_clock.running(self.device):
                 self.opt.zero_grad(set_to_none=True)
-                loss, logits = self.step(self.model, x, y, rows)
-                loss.backward()
-                self.opt.step()
+                with self.rt.autocast():
+                    loss, logits = self.step(self.model, x, y, rows)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
                 self.sched.step()
             total_loss += float(loss.detach()) * len(y)
             correct += int((logits.detach().argmax(1) == y).sum())
@@ -273,14 +289,26 @@ def train_model(
     train_split: Split | None = None,
     description: str = "train",
 ) -> tuple[nn.Module, FitResult]:
-    """Train from scratch on ``train_split`` (default: the dataset's training split), selecting on val."""
+    """Train from scratch on ``train_split`` (default: the dataset's training split), selecting on val.
+
+    Under ``torchrun`` (rank 0) the job is sent to every rank first, and all of them train it together.
+
+    Args:
+        dataset: the data (its val split selects the best epoch).
+        cfg: the recipe.
+        device: where to train.
+        train_split: the samples to train on (retained samples, a shadow's half...).
+        description: the progress task's name.
+
+    Returns:
+        The trained model (best epoch) and what the run did.
+    """
+    split = train_split if train_split is not None else dataset.train
+    grp = distributed.group()
+    if grp is not None and grp.rank == 0 and dataset.source is not None:
+        distributed.announce(dataset, cfg, device, split, description)
+        with distributed.together():
+            model = build_model(cfg, dataset, device)
+            return model, fit(model, split, cfg, device, val=dataset.val, description=description)
     model = build_model(cfg, dataset, device)
-    result = fit(
-        model,
-        train_split if train_split is not None else dataset.train,
-        cfg,
-        device,
-        val=dataset.val,
-        description=description,
-    )
-    return model, result
+    return model, fit(model, split, cfg, device, val=dataset.val, description=description)

@@ -77,7 +77,8 @@ def fit_original(dataset: Dataset, cfg: TrainConfig, device: str = "auto") -> Tr
     metrics = {"val_accuracy": val.accuracy or 0.0, "test_accuracy": test.accuracy or 0.0}
     if test.fnr is not None:
         metrics["test_fnr"] = test.fnr
-    return Trained(model, CheckpointMeta.for_dataset(dataset, cfg, metrics=metrics), result, val, test)
+    meta = CheckpointMeta.for_dataset(dataset, cfg, metrics=metrics, runtime=result.runtime)
+    return Trained(model, meta, result, val, test)
 
 
 def write_trained(trained: Trained, out: Path, force: bool, key: bytes | None, ledger: Path | None) -> TrainSummary:

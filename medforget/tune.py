@@ -134,37 +134,70 @@ def _proxy(checkpoint: str | Path, settings: TuneSettings, data: DataPaths, key:
     return _Proxy(task, sets, ctx, base_eval, seconds, seconds if base.cached else 0.0)
 
 
-def _objective(proxy: _Proxy, settings: TuneSettings, space: dict[str, Any], seconds: dict[int, float]) -> Any:
+def suggest(trial: Any, space: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of one Optuna trial: the fixed ones and a draw from the search space."""
+    values: dict[str, Any] = dict(fixed)
+    for name, (kind, lo, hi) in space.items():
+        if kind == "int":
+            values[name] = trial.suggest_int(name, int(lo), int(hi))
+        else:
+            values[name] = trial.suggest_float(name, lo, hi, log=kind == "log")
+    return values
+
+
+def score(proxy: _Proxy, settings: TuneSettings, values: dict[str, Any]) -> tuple[float, float, float]:
+    """Unlearn the proxy with ``values``: the average gap to the proxy retrain, the FNR increase, the method's time.
+
+    An undefined FNR (no positives in validation) is not "no increase": it is infinite, failing the constraint.
+    """
+    spec = get_method(settings.method)
+    parsed = spec.parse_params(values)
+    t0 = time.perf_counter()
+    model = spec(proxy.task.method_task(proxy.task.original(), settings.seed), parsed)
+    seconds = time.perf_counter() - t0
+    ev = evaluate(model, proxy.sets, proxy.ctx, proxy.task.device)
+    avg = average_gap(metric_rows(ev, ev, [proxy.base_eval], {}))
+    fnr, base_fnr = ev.test.fnr, proxy.base_eval.test.fnr
+    fnr_up = fnr - base_fnr if fnr is not None and base_fnr is not None else math.inf
+    return float(avg if avg is not None else 1.0), fnr_up, seconds
+
+
+def mark(trial: Any, fnr_up: float, fnr_slack: float) -> None:
+    """Record a trial's FNR increase and its constraint violation where the sampler reads them."""
     import optuna
 
-    spec = get_method(settings.method)
-    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
+    trial.set_user_attr("fnr_increase", None if math.isinf(fnr_up) else fnr_up)
+    violation = fnr_up - fnr_slack if not math.isinf(fnr_up) else 1.0
+    if hasattr(optuna.trial.Trial, "set_constraint"):  # Optuna >= 5
+        trial.set_constraint("fnr_increase", violation)
+    else:
+        trial.set_user_attr("constraint", [violation])
 
+
+def _objective(proxy: _Proxy, settings: TuneSettings, space: dict[str, Any], seconds: dict[int, float]) -> Any:
     def objective(trial: Any) -> float:
-        values: dict[str, Any] = dict(settings.fixed)
-        for name, (kind, lo, hi) in space.items():
-            if kind == "int":
-                values[name] = trial.suggest_int(name, int(lo), int(hi))
-            else:
-                values[name] = trial.suggest_float(name, lo, hi, log=kind == "log")
-        parsed = spec.parse_params(values)
-        t0 = time.perf_counter()
-        model = spec(proxy.task.method_task(proxy.task.original(), settings.seed), parsed)
-        seconds[trial.number] = time.perf_counter() - t0
-        ev = evaluate(model, proxy.sets, proxy.ctx, proxy.task.device)
-        avg = average_gap(metric_rows(ev, ev, [proxy.base_eval], {}))
-        fnr, base_fnr = ev.test.fnr, proxy.base_eval.test.fnr
-        # An undefined FNR (no positives in validation) is not "no increase": it fails the constraint.
-        fnr_up = fnr - base_fnr if fnr is not None and base_fnr is not None else math.inf
-        trial.set_user_attr("fnr_increase", None if math.isinf(fnr_up) else fnr_up)
-        violation = fnr_up - settings.fnr_slack if not math.isinf(fnr_up) else 1.0
-        if native_constraints:  # Optuna >= 5
-            trial.set_constraint("fnr_increase", violation)
-        else:
-            trial.set_user_attr("constraint", [violation])
-        return float(avg if avg is not None else 1.0)
+        gap, fnr_up, seconds[trial.number] = score(proxy, settings, suggest(trial, space, settings.fixed))
+        mark(trial, fnr_up, settings.fnr_slack)
+        return gap
 
     return objective
+
+
+def new_study(settings: TuneSettings, space: dict[str, Any]) -> Any:
+    """The Optuna study of a search: TPE seeded by ``settings.seed``, the method's defaults as the first trial."""
+    import optuna
+
+    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(
+        seed=settings.seed,
+        n_startup_trials=min(5, settings.trials),
+        **({} if native_constraints else {"constraints_func": lambda t: t.user_attrs.get("constraint", [1.0])}),
+    )
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    defaults = get_method(settings.method).params().model_dump()
+    study.enqueue_trial({k: v for k, v in defaults.items() if k in space})  # the defaults are always a candidate
+    return study
 
 
 def tune(
@@ -188,23 +221,12 @@ def tune(
     Returns:
         The tuned parameters with their tuning record (trials, best gap, cost, break-even).
     """
-    import optuna
-
     out = Path(out)
     space = _check(settings, out, force)
     start = time.perf_counter()
     proxy = _proxy(checkpoint, settings, data or DataPaths(), key)
     seconds: dict[int, float] = {}
-    native_constraints = hasattr(optuna.trial.Trial, "set_constraint")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(
-        seed=settings.seed,
-        n_startup_trials=min(5, settings.trials),
-        **({} if native_constraints else {"constraints_func": lambda t: t.user_attrs.get("constraint", [1.0])}),
-    )
-    study = optuna.create_study(direction="minimize", sampler=sampler)
-    defaults = get_method(settings.method).params().model_dump()
-    study.enqueue_trial({k: v for k, v in defaults.items() if k in space})  # the defaults are always a candidate
+    study = new_study(settings, space)
     with progress.track(f"tune {settings.method}", settings.trials) as job:
 
         def tick(st: Any, tr: Any) -> None:
@@ -214,7 +236,11 @@ def tune(
             )
 
         study.optimize(_objective(proxy, settings, space, seconds), n_trials=settings.trials, callbacks=[tick])
-    result = _record(study, settings, space, proxy, seconds, time.perf_counter() - start)
+    return write_config(_record(study, settings, space, proxy, seconds, time.perf_counter() - start), out, force)
+
+
+def write_config(result: MethodConfig, out: Path, force: bool) -> MethodConfig:
+    """Write a tuned configuration atomically; returns it."""
     with atomic_path(out, force) as tmp:
         tmp.write_text(result.model_dump_json(indent=2))
     return result

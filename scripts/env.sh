@@ -7,7 +7,7 @@ MF_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 deps_hash=$(python3 - "$MF_ROOT/pyproject.toml" <<'PY'
 import hashlib, sys, tomllib
 p = tomllib.load(open(sys.argv[1], "rb"))["project"]
-spec = sorted(p["dependencies"]) + sorted(d for ds in p.get("optional-dependencies", {}).values() for d in ds)
+spec = sorted(p["dependencies"]) + sorted(p.get("optional-dependencies", {}).get("dev", []))  # what is installed
 print(hashlib.sha256("\n".join(spec).encode()).hexdigest()[:16])
 PY
 )

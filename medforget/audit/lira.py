@@ -17,7 +17,7 @@ from medforget.audit.membership import fisher_p
 from medforget.audit.report import LOG_LR_CLIP, LiraAudit, SampleLikelihood, TprAtFpr, VarianceMode, sample_namer
 from medforget.config import AuditOptions, TrainConfig
 from medforget.data import Split, concat_splits
-from medforget.engine import build_model, fit, predict
+from medforget.engine import predict, train_model
 from medforget.evaluation import logit_confidence
 from medforget.methods import UnlearnTask
 from medforget.session import Task
@@ -165,8 +165,7 @@ def _shadow(task: Task, plan: _Plan, i: int, cfg: TrainConfig, unlearner: Any) -
     half = retain.subset(sorted(plan.rng.choice(len(retain), len(retain) // 2, replace=False).tolist()))
     ins = plan.targets.subset(np.flatnonzero(plan.in_mask[i]).tolist())
     train = concat_splits(f"shadow{i}", [half, ins])
-    shadow = build_model(cfg, dataset, device)
-    result = fit(shadow, train, cfg, device, val=dataset.val, description=f"shadow {i + 1}")
+    shadow, result = train_model(dataset, cfg, device, train_split=train, description=f"shadow {i + 1}")
     best = next((h for h in result.history if h.epoch == result.best_epoch), None)
     acc = round(best.val_acc, 4) if best and best.val_acc is not None else None
     if unlearner is not None and len(ins):

@@ -15,6 +15,7 @@ parameters *are* its options. One module per group of commands: ``model`` (train
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
 
 from medforget.cli._common import app
@@ -26,9 +27,14 @@ for _group in ("model", "unlearn", "audit", "study"):
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; under ``torchrun`` rank 0 runs the command and the other ranks train with it."""
     try:
-        app()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from medforget.launch import run
+
+            run(app)
+        else:
+            app()
     except SystemExit as exc:
         # Click reports usage errors with exit code 2, which is already our "bad input" code.
         raise SystemExit(exc.code if exc.code is not None else 0) from None

@@ -23,10 +23,13 @@ from medforget.cli._common import (
     print_json,
     show,
 )
-from medforget.config import TrainConfig, default
+from medforget.config import CsvLayout, ReadOptions, RuntimeOptions, TrainConfig, default
 from medforget.errors import MedforgetError
 
 T = TrainConfig
+L = CsvLayout
+R = ReadOptions
+RT = RuntimeOptions
 
 
 @app.command()
@@ -48,6 +51,22 @@ def train(
     classes: Annotated[
         str | None, typer.Option(help="CSV datasets: class names in label order, comma-separated")
     ] = None,
+    manifest_format: Annotated[
+        str, typer.Option(help="CSV datasets: plain (sample_id,path,label,split) or chexpert (CheXpert's train.csv)")
+    ] = default(L, "format"),
+    uncertain: Annotated[
+        str, typer.Option(help="chexpert: an uncertain (-1) finding counts as positive, negative, or drop the image")
+    ] = default(L, "uncertain"),
+    views: Annotated[str, typer.Option(help="chexpert: frontal views only, or all")] = default(L, "views"),
+    workers: Annotated[
+        int, typer.Option(min=0, help="Processes decoding images into the cache, threads reading batches ahead")
+    ] = default(R, "workers"),
+    lazy: Annotated[
+        bool | None,
+        typer.Option(
+            "--lazy/--in-memory", help="Read images from the on-disk image cache [default: lazily above 2 GiB]"
+        ),
+    ] = default(R, "lazy"),
     arch: Annotated[str, typer.Option(help="resnet18, resnet50 (or resnet10 for quick runs)")] = default(T, "arch"),
     epochs: Annotated[int, typer.Option(min=1)] = default(T, "epochs"),
     batch_size: Annotated[int, typer.Option(min=1)] = default(T, "batch_size"),
@@ -56,6 +75,15 @@ def train(
     schedule: Annotated[str, typer.Option(help="cosine, multistep or constant")] = default(T, "schedule"),
     weight_decay: Annotated[float, typer.Option(min=0.0)] = default(T, "weight_decay"),
     seed: int = default(T, "seed"),
+    precision: Annotated[
+        str, typer.Option(help="auto (CUDA: bf16 where supported, else fp16 + gradient scaler; CPU: fp32), fp32, ...")
+    ] = default(RT, "precision"),
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="Train through torch.compile (pays off on GPUs, long runs)")
+    ] = default(RT, "compile"),
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="cuDNN determinism + torch.use_deterministic_algorithms (recorded)")
+    ] = default(RT, "deterministic"),
     ledger: LedgerOpt = None,
     key_file: KeyFile = None,
     device: Device = "auto",
@@ -65,7 +93,9 @@ def train(
     verbose: Verbose = False,
 ) -> None:
     """Train a classifier and write a checkpoint that records exactly what it was trained on."""
-    from medforget.data import load_dataset
+    # size: a Typer command's parameters are its options (data, layout, reading, recipe, outputs); the body is short.
+    from medforget import runtime
+    from medforget.data import load_dataset, reading
     from medforget.keys import load_key
     from medforget.models import list_models
     from medforget.render.terminal import train_summary
@@ -84,8 +114,17 @@ def train(
     )
     if arch not in list_models():
         raise MedforgetError(f"unknown architecture {arch!r}; available: {', '.join(list_models())}")
-    ds = load_dataset(dataset, size, data_root, positive, binary, manifest, classes.split(",") if classes else None)
-    summary = run_train(ds, cfg, out, device=device, force=force, key=load_key(key_file), ledger=ledger)
+    layout = build(
+        CsvLayout,
+        format=manifest_format,
+        uncertain=uncertain,
+        views=views,
+        classes=classes.split(",") if classes else None,
+    )
+    options = build(RuntimeOptions, precision=precision, compile=compile_model, deterministic=deterministic)
+    with reading(build(ReadOptions, lazy=lazy, workers=workers)), runtime.use(options):
+        ds = load_dataset(dataset, size, data_root, positive, binary, manifest, layout)
+        summary = run_train(ds, cfg, out, device=device, force=force, key=load_key(key_file), ledger=ledger)
     print_json(summary) if json_out else show(train_summary(summary))
 
 

@@ -24,8 +24,18 @@ from medforget.cli._common import (
     print_json,
     show,
 )
-from medforget.config import CalibrateSettings, TuneSettings, default
+from medforget.config import CalibrateSettings, RayOptions, TuneSettings, default
 from medforget.errors import MedforgetError
+
+RO = RayOptions
+Executor = Annotated[
+    str, typer.Option(help="local (this machine) or ray (a Ray cluster: pip install 'medforget[ray]')")
+]
+Address = Annotated[
+    str | None, typer.Option(help="--executor ray: the cluster's address (default: start a local Ray instance)")
+]
+CpusPerRun = Annotated[float, typer.Option(min=0.01, help="--executor ray: CPUs each run reserves")]
+GpusPerRun = Annotated[float, typer.Option(min=0.0, help="--executor ray: GPUs each run reserves")]
 
 
 @app.command()
@@ -43,16 +53,29 @@ def study(
     keep_models: Annotated[
         bool, typer.Option("--keep-models", help="Also keep each run's unlearned checkpoint next to its report")
     ] = False,
+    executor: Executor = "local",
+    address: Address = default(RO, "address"),
+    cpus_per_run: CpusPerRun = default(RO, "cpus_per_run"),
+    gpus_per_run: GpusPerRun = default(RO, "gpus_per_run"),
     json_out: JsonOut = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     """Run a grid of unlearning experiments (datasets x forget sets x methods x seeds); resumes where it stopped."""
+    # size: a Typer command's parameters are its options; the body parses, calls one function, renders.
     from medforget.render.terminal import lines, study_table
     from medforget.study import load_study_config, read_results, run_study, summarise
 
+    if executor not in ("local", "ray"):
+        raise MedforgetError(f"--executor must be local or ray, got {executor!r}")
     cfg = load_study_config(config)
-    result = run_study(cfg, out, data_root=data_root, plots=plots, report_only=report_only, keep_models=keep_models)
+    if executor == "ray" and not report_only:
+        from medforget.study.ray_runner import run_study_on_ray
+
+        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        result = run_study_on_ray(cfg, out, data_root, None, plots, keep_models, options)
+    else:
+        result = run_study(cfg, out, data_root=data_root, plots=plots, report_only=report_only, keep_models=keep_models)
     if json_out:
         print_json(result)
         return
@@ -99,12 +122,17 @@ def tune(
     manifest: Manifest = None,
     key_file: KeyFile = None,
     device: Device = "auto",
+    executor: Executor = "local",
+    address: Address = default(RO, "address"),
+    cpus_per_run: CpusPerRun = default(RO, "cpus_per_run"),
+    gpus_per_run: GpusPerRun = default(RO, "gpus_per_run"),
     force: Force = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     """Tune a method's parameters once on a proxy request; 'unlearn --config' reuses the result."""
+    # size: a Typer command's parameters are its options; the body parses, calls one function, renders.
     from medforget.keys import load_key
     from medforget.render.terminal import tune_summary
     from medforget.tune import tune as run_tune
@@ -123,7 +151,16 @@ def tune(
         device=device,
     )
     out = out or Path(f"{method}.tuned.json")
-    result = run_tune(checkpoint, settings, out, data_paths(data_root, manifest), load_key(key_file), force)
+    data = data_paths(data_root, manifest)
+    if executor == "ray":
+        from medforget.tune_ray import tune_on_ray
+
+        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        result = tune_on_ray(checkpoint, settings, out, data, load_key(key_file), force, options)
+    elif executor == "local":
+        result = run_tune(checkpoint, settings, out, data, load_key(key_file), force)
+    else:
+        raise MedforgetError(f"--executor must be local or ray, got {executor!r}")
     print_json(result) if json_out else show(tune_summary(result, str(out)))
 
 

@@ -4,7 +4,9 @@ Everything downstream (training, deletion requests, checkpoints, audits) speaks 
 ``<split>-<index>`` (``train-000123``, index = row in the official file) and *patient IDs*. A
 deletion request names patients; the data layer resolves them to rows. Without a manifest every
 sample is its own patient. Whole splits are held as uint8 tensors and normalised per batch on the
-device (:mod:`medforget.data.batches`), so the training loop runs no per-sample Python.
+device (:mod:`medforget.data.batches`), so the training loop runs no per-sample Python; a split too
+large for memory holds :class:`~medforget.data.lazy.LazyImages` instead, read a batch at a time, with
+the same IDs and fingerprint.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from pydantic import BaseModel, Field
 
+from medforget.config import CsvLayout
+from medforget.data.lazy import LazyImages, concat_images, memo_digest
 from medforget.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -44,15 +48,18 @@ class DataSpec(BaseModel):
     size: int = Field(description="Image side in pixels")
     binary: bool = Field(False, description="Multi-class labels collapsed to negative (0) / positive (1)")
     positive: list[str] = Field(default_factory=list, description="Positive (disease) classes as given")
-    manifest_sha256: str | None = Field(None, description="SHA-256 of the manifest CSV, if one was used")
+    manifest_sha256: str | None = Field(None, description="SHA-256 of the manifest CSV(s), if one was used")
+    layout: CsvLayout | None = Field(
+        None, description="A published dataset's own CSV layout and its label policy (absent: medforget's plain CSV)"
+    )
 
 
 @dataclass
 class Split:
-    """One split held in memory: uint8 images ``[N, C, H, W]`` and int64 labels ``[N]``."""
+    """One split: uint8 images ``[N, C, H, W]`` (in memory, or read lazily from disk) and int64 labels ``[N]``."""
 
     name: str
-    images: torch.Tensor
+    images: torch.Tensor | LazyImages
     labels: torch.Tensor
     sample_ids: list[str]
     patient_ids: list[str]
@@ -67,7 +74,7 @@ class Split:
         rows = idx.tolist()
         return Split(
             name=self.name,
-            images=self.images[idx],
+            images=self.images.take(idx) if isinstance(self.images, LazyImages) else self.images[idx],
             labels=self.labels[idx],
             sample_ids=[self.sample_ids[i] for i in rows],
             patient_ids=[self.patient_ids[i] for i in rows],
@@ -79,8 +86,10 @@ class Split:
 
         Independent of the data root and of row order, so the same data found in another
         folder (or another hospital's copy) gives the same fingerprint, while any changed
-        pixel, label or ID changes it.
+        pixel, label or ID changes it. Lazily read images give the same digest (computed once, then remembered).
         """
+        if isinstance(self.images, LazyImages):
+            return memo_digest(self.images, self.sample_ids, self.labels)
         h = hashlib.sha256()
         images = self.images.contiguous().numpy()
         labels = self.labels.numpy()
@@ -91,6 +100,13 @@ class Split:
         return h.hexdigest()
 
 
+class DataSource(BaseModel):
+    """Where this machine found a dataset's files (never recorded): what another process needs to load it too."""
+
+    data_root: str | None = None
+    manifest: str | None = None
+
+
 @dataclass
 class Dataset:
     """A dataset in memory: its splits, class names and which classes mean disease."""
@@ -99,6 +115,7 @@ class Dataset:
     classes: list[str]
     positive: list[int]
     splits: dict[str, Split]
+    source: DataSource | None = None
 
     @property
     def name(self) -> str:
@@ -135,7 +152,7 @@ def concat_splits(name: str, parts: Sequence[Split]) -> Split:
     keys = set.intersection(*(set(p.attributes) for p in parts)) if parts else set()
     return Split(
         name=name,
-        images=torch.cat([p.images for p in parts]),
+        images=concat_images([p.images for p in parts]),
         labels=torch.cat([p.labels for p in parts]),
         sample_ids=[s for p in parts for s in p.sample_ids],
         patient_ids=[s for p in parts for s in p.patient_ids],

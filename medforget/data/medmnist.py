@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from medforget.data.core import SPLITS, Dataset, DataSpec, Split, sample_id
+from medforget.data.imagecache import current_reading, medmnist_rowfile, want_lazy
 from medforget.data.labels import DEFAULT_POSITIVE, maybe_binarise, resolve_positive
+from medforget.data.lazy import LazyImages
 from medforget.data.manifest import apply_manifest
 from medforget.errors import DataError
 from medforget.fileio import cache_dir, md5_file, sha256_file
@@ -42,9 +44,32 @@ def _medmnist_info(name: str) -> dict:
         known = ", ".join(sorted(k for k, v in INFO.items() if "3d" not in k))
         raise DataError(f"unknown MedMNIST dataset {name!r}; known: {known}")
     info = INFO[name]
-    if name.endswith("3d") or "multi-label" in info["task"] or "ordinal" in info["task"]:
-        raise DataError(f"{name} is a {info['task']} task; medforget supports 2D single-label classification")
+    if name.endswith("3d"):
+        raise DataError(f"{name} is a 3D dataset; medforget supports 2D images")
     return info
+
+
+def _is_multilabel(info: dict) -> bool:
+    """ChestMNIST: several findings per image, so no single label to train; one finding becomes the disease."""
+    return "multi-label" in info["task"]
+
+
+def _finding_labels(name: str, info: dict, labels: dict[str, np.ndarray], positive: Sequence[str] | None):
+    """A multi-label dataset as one disease: ``positive`` (one or more findings) present vs absent.
+
+    Returns the class names, the positive index and each split's 0/1 labels. Refuses without ``positive``:
+    there is no "the" disease among 14 findings, and training one class per finding is a different model.
+    """
+    findings = [info["label"][str(i)] for i in range(len(info["label"]))]
+    if not positive:
+        raise DataError(
+            f"{name} is a {info['task']} task ({len(findings)} findings per image); medforget trains one disease: "
+            f"name the finding with --positive (one of {', '.join(findings)})"
+        )
+    chosen = resolve_positive(name, findings, positive)
+    names = "+".join(findings[i] for i in chosen)
+    binary = {s: lab[:, chosen].max(axis=1).astype(np.int64) for s, lab in labels.items()}
+    return [f"no {names}", names], [1], binary
 
 
 def _verify_md5_once(path: Path, expected: str) -> None:
@@ -109,31 +134,41 @@ def load_medmnist(
 
     The file's MD5 is checked against ``medmnist.INFO`` (once per file version). A
     manifest may attach patient IDs and attributes; without one each sample is its own patient.
+    RetinaMNIST's grades (ordinal regression in MedMNIST) are trained as classes, as the MedMNIST
+    benchmark does (``--binary --positive 2,3,4``: referable diabetic retinopathy vs not); ChestMNIST's
+    14 findings per image become one disease, the finding(s) ``positive`` names, present vs absent.
+    Above 2 GiB of pixels (or as :func:`~medforget.data.imagecache.reading` says) the images are
+    streamed once into the image cache and read lazily.
     """
-    import medmnist
-
     name = name.lower()
     info = _medmnist_info(name)
+    if _is_multilabel(info) and not positive:
+        _finding_labels(name, info, {}, positive)  # refuses, naming the findings, before any file is read
     root = resolve_data_root(data_root)
     path = _medmnist_file(name, size, root, download)
-    cls = getattr(medmnist, info["python_class"])
+    labels = {s: _labels(path, s) for s in SPLITS}
     classes = [info["label"][str(i)] for i in range(len(info["label"]))]
+    if _is_multilabel(info):
+        classes, pos, labels = _finding_labels(name, info, labels, positive)
+        binary = True
+    else:
+        labels = {s: lab.reshape(-1).astype(np.int64) for s, lab in labels.items()}
+        pos = resolve_positive(name, classes, positive)
+    reading = current_reading()
+    n_bytes = sum(info["n_samples"].values()) * info["n_channels"] * size * size
+    lazy = want_lazy(reading.lazy, n_bytes)
     splits: dict[str, Split] = {}
     for s in SPLITS:
-        try:
-            raw = cls(split=s, root=str(root), download=False, size=size)
-            imgs = np.asarray(raw.imgs)
-        except Exception as exc:  # a damaged .npz raises zipfile, zlib, OS or value errors alike
-            raise DataError(f"{path} is damaged and cannot be read ({type(exc).__name__}); download it again") from None
-        imgs = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
-        ids = [sample_id(s, i) for i in range(len(imgs))]
-        splits[s] = Split(
-            name=s,
-            images=torch.from_numpy(np.ascontiguousarray(imgs)),
-            labels=torch.from_numpy(np.asarray(raw.labels).reshape(-1).astype(np.int64)),
-            sample_ids=ids,
-            patient_ids=list(ids),
-        )
+        if lazy:
+            flag = "" if size == 28 else f"_{size}"
+            images: torch.Tensor | LazyImages = LazyImages.whole(
+                medmnist_rowfile(path, info[f"MD5{flag}"], s), reading.workers
+            )
+        else:
+            images = _read_images(path, info, root, s, size)
+        ids = [sample_id(s, i) for i in range(len(images))]
+        splits[s] = Split(name=s, images=images, labels=torch.from_numpy(labels[s]), sample_ids=ids,
+                          patient_ids=list(ids))  # fmt: skip
     spec = DataSpec(
         name=name,
         source="medmnist",
@@ -142,7 +177,29 @@ def load_medmnist(
         positive=[str(p) for p in (positive or DEFAULT_POSITIVE.get(name, []))],
         manifest_sha256=sha256_file(Path(manifest)) if manifest else None,
     )
-    ds = Dataset(spec=spec, classes=classes, positive=resolve_positive(name, classes, positive), splits=splits)
+    ds = Dataset(spec=spec, classes=classes, positive=pos, splits=splits)
     if manifest:
         apply_manifest(ds, Path(manifest))
     return maybe_binarise(ds)
+
+
+def _labels(path: Path, split: str) -> np.ndarray:
+    """A split's label array as stored (``[N, 1]``, or ``[N, findings]`` for a multi-label dataset)."""
+    try:
+        with np.load(path) as npz:
+            return np.asarray(npz[f"{split}_labels"])
+    except Exception as exc:  # a damaged .npz raises zipfile, zlib, OS or value errors alike
+        raise DataError(f"{path} is damaged and cannot be read ({type(exc).__name__}); download it again") from None
+
+
+def _read_images(path: Path, info: dict, root: Path, split: str, size: int) -> torch.Tensor:
+    """A split's images in memory, ``[N, C, H, W]``, read by the ``medmnist`` package's own class."""
+    import medmnist
+
+    cls = getattr(medmnist, info["python_class"])
+    try:
+        imgs = np.asarray(cls(split=split, root=str(root), download=False, size=size).imgs)
+    except Exception as exc:  # a damaged .npz raises zipfile, zlib, OS or value errors alike
+        raise DataError(f"{path} is damaged and cannot be read ({type(exc).__name__}); download it again") from None
+    imgs = imgs[:, None] if imgs.ndim == 3 else imgs.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(imgs))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.data import Split, batches
+from medforget.data import Split, batches, concat_splits
 from medforget.engine import compute_clock
 from medforget.methods._registry import MethodParams, UnlearnTask, register
 
@@ -51,13 +51,7 @@ def importance(model: nn.Module, split: Split, device: torch.device, batch_size:
 @register("ssd", Params, summary="Dampen weights specialised to the forget set (SSD), no training")
 def ssd(task: UnlearnTask, p: Params) -> nn.Module:
     model = task.model.eval()  # eval: the Fisher passes must not move batch-norm statistics
-    full = Split(
-        name="train",
-        images=torch.cat([task.retain.images, task.forget.images]),
-        labels=torch.cat([task.retain.labels, task.forget.labels]),
-        sample_ids=task.retain.sample_ids + task.forget.sample_ids,
-        patient_ids=task.retain.patient_ids + task.forget.patient_ids,
-    )
+    full = concat_splits("train", [task.retain, task.forget])
     i_train = importance(model, full, task.device, p.batch_size)
     i_forget = importance(model, task.forget, task.device, p.batch_size)
     with torch.no_grad():
