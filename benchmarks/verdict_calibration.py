@@ -87,6 +87,7 @@ def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> 
         c = cells.setdefault((rec["dataset"], rec["forget"]), Counter())
         c["runs"] += 1
         c["agree"] += full == calibrated
+        c["contradict"] += {full, calibrated} == {"pass", "fail"}  # inconclusive is compatible with either
         c[f"{full}->{calibrated}"] += 1
     rows = []
     for (ds, design), c in cells.items():
@@ -94,7 +95,9 @@ def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> 
         rows.append([ds, design, c["runs"], c["agree"], f"{100 * c['agree'] / c['runs']:.0f}%", pairs])
     total = sum(c["runs"] for c in cells.values())
     agree = sum(c["agree"] for c in cells.values())
+    contradict = sum(c["contradict"] for c in cells.values())
     summary = f"agreement over all runs: {agree}/{total}" + (f" ({100 * agree / total:.0f}%)" if total else "")
+    summary += f"; one passes what the other fails: {contradict}/{total}"
     return rows, summary
 
 
@@ -139,10 +142,12 @@ def main() -> None:
         "specificity (target >= 95%)",
         "original failed (target: all)",
     ]
+    notes_fail = "; ".join(f"{r[2]}/{r[3]}: {r[5]}" for r in rows if r[3] != "original (untouched)" and r[4] == "fail")
     text = markdown_table(head, summary) + "\n\n" + table
     notes = (
         f"Each retrain judged against the {args.k} next retrains of a pool of {args.pool} (seeds recipe+1 ... "
-        f"recipe+{args.pool}); the original judged against the first {args.k}. Default tolerances."
+        f"recipe+{args.pool}); the original judged against the first {args.k}. Default tolerances. "
+        f"Exact retrains that failed (request seed / retrain: checks): {notes_fail or 'none'}."
     )
     if args.study:
         cals = {}

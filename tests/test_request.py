@@ -98,7 +98,7 @@ def test_earlier_deletions_stay_out_of_the_retain_set(breast) -> None:
     res = resolve(DeletionRequest(sample_ids=["train-000101", "train-000200"]), breast, forgotten=earlier)
     assert res.previously_forgotten == 2
     assert {100, 101, 200}.isdisjoint(res.retain_rows) and len(res.retain_rows) == len(breast.train) - 3
-    assert any("already forgotten" in w for w in res.warnings)
+    assert any("already in the model's forgotten set" in w for w in res.warnings)
 
 
 def test_designed_requests_have_the_asked_composition(breast) -> None:

@@ -125,6 +125,7 @@ def test_study_writes_tidy_rows_summary_and_plots(tiny_study) -> None:
     assert result.timings.originals_trained == 1 and result.timings.runs_done == 4
     assert 0 <= result.timings.overhead_fraction < 1
     assert result.timings.compute_seconds > 0
+    assert not list(out.rglob("*.safetensors"))  # no run writes a checkpoint unless asked to keep it
 
 
 def test_rerun_reuses_everything_and_resume_redoes_only_what_is_missing(tiny_study) -> None:
