@@ -256,7 +256,7 @@ def resolve(
         earlier = {i for i, f in enumerate(flags) if f}
         again = sum(i in earlier for i in rows)
         if again:
-            warnings.append(f"{again} of the requested samples are already in the model's forgotten set (applied before)")
+            warnings.append(f"{again} of the requested samples are already in the model's forgotten set")
     drop = set(rows) | earlier
     retain_rows = [i for i in range(len(train)) if i not in drop]
     labels = train.labels.tolist()

@@ -9,10 +9,10 @@ Each passes when |gap| <= ``mia_tolerance`` (0.10: requested samples may look li
 like non-members, at most 10 points more often than true non-members). Beyond it, either way, the
 check fails only if a two-sided Fisher exact test on the 2x2 counts gives p < ``alpha`` (0.05),
 and is "inconclusive" otherwise: requested samples that look unseen far *more* often than unseen
-data are over-forgotten, which tells an observer who was deleted. Why both: with k requested samples a rate moves in steps of 1/k
-and has a standard error near 0.5/sqrt(k) (0.5 for a single patient, 0.07 for 50 samples),
-so a tolerance alone would fail small requests on noise; a test alone would fail large
-requests on differences too small to matter. A single requested sample fails only if the
+data are over-forgotten, which tells an observer who was deleted. Why both: with k requested
+samples a rate moves in steps of 1/k and has a standard error near 0.5/sqrt(k) (0.5 for a
+single patient, 0.07 for 50 samples), so a tolerance alone would fail small requests on noise;
+a test alone would fail large requests on differences too small to matter. A single requested sample fails only if the
 attack calls it a member while calling almost no true non-member one (p = (m+1)/(n+1) for m
 of n references called members: with 78 references, m <= 2); otherwise one attack decision
 is at most inconclusive, which is all it can honestly show. A pass means the attack found no
