@@ -73,22 +73,9 @@ def _load(manifest: Path, lazy: bool, workers: int):
 
 
 def _raw(model, cfg, shape, steps: int) -> float:
-    import torch
-    import torch.nn.functional as F
+    from train_throughput import raw_throughput  # the same ceiling train_throughput.py measures
 
-    from medforget.engine import make_optimizer
-
-    x = torch.randn(cfg.batch_size, *shape).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 2, (cfg.batch_size,))
-    opt = make_optimizer(list(model.parameters()), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
-    model.train()
-    for i in range(steps + 1):
-        if i == 1:  # one warm-up step
-            start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+    return raw_throughput(model, cfg, shape, steps)
 
 
 def _fresh(split, start: int, k: int):

@@ -172,6 +172,22 @@ def test_salun_cra_does_not_learn_disease_is_healthy(base, breast) -> None:
     assert float(after["salun-cra"].mean()) > float(p_benign(original).mean()) + 0.1  # but it does forget
 
 
+def test_uniform_disease_target_keeps_the_spread_inside_the_disease_classes() -> None:
+    """With two disease classes (0, 1) and a healthy one (2), a disease sample's "unsure" is 50/50 between the
+    disease classes, not a third on healthy; in a binary task it is the plain coin flip."""
+    from medforget.methods.salun_cra import _Targets
+
+    t = object.__new__(_Targets)  # only the class-comparison mask is needed
+    t.among = torch.tensor([[False, True, False], [True, False, False], [True, True, False]])
+    labels = torch.tensor([0, 0])
+    inside = torch.tensor([[0.0, 0.0, -30.0], [0.0, 0.0, 0.0]]).log_softmax(1)  # 50/50 disease vs a third each
+    loss = t.uniform(inside, labels)
+    assert loss[0] < loss[1]  # the spread inside the disease classes is the minimum
+    t.among = torch.tensor([[False, True], [True, False]])
+    two = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    assert torch.allclose(t.uniform(two, torch.tensor([0, 0])), -two.log_softmax(1).mean(1))
+
+
 def test_salun_cra_v2_bias_is_frozen_and_presets_reproduce_v1(base, breast) -> None:
     from medforget.recalibrate import output_layer
 
