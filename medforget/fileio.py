@@ -170,7 +170,7 @@ def interrupts_deferred() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
         for s in held:
-            os.kill(os.getpid(), s)
+            signal.raise_signal(s)  # in this thread, so it is handled here and now, not by a later bytecode
 
 
 FAULT_ENV = "MEDFORGET_FAULT_AT"
@@ -182,7 +182,9 @@ def fault_point(name: str) -> None:
     """Where a write can be interrupted; a no-op unless ``$MEDFORGET_FAULT_AT`` names this point."""
     spec = os.environ.get(FAULT_ENV)
     if spec and spec.split(":")[0] == name:
-        os.kill(os.getpid(), getattr(signal, spec.split(":")[1] if ":" in spec else "SIGKILL"))
+        # raise_signal, not kill(getpid()): with torch's threads running, a signal sent to the process may be
+        # taken by another thread and reach Python only after the next step has begun
+        signal.raise_signal(getattr(signal, spec.split(":")[1] if ":" in spec else "SIGKILL"))
 
 
 class Staged:
