@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -45,7 +46,15 @@ def sha(path: Path) -> str:
 def medforget(*args: str, fault: str) -> subprocess.CompletedProcess:
     """A real process, which signals itself at the fault point."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDFORGET_KEY": KEY, "MEDFORGET_FAULT_AT": fault}
-    return subprocess.run([sys.executable, "-m", "medforget", *args], env=env, capture_output=True, timeout=600)
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # keeps ignoring it: give the run the default disposition a user's terminal gives it.
+    return subprocess.run(
+        [sys.executable, "-m", "medforget", *args],
+        env=env,
+        capture_output=True,
+        timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def cli(*args: str, stdin: bytes | None = None) -> Result:
