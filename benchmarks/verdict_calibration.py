@@ -142,12 +142,14 @@ def main() -> None:
         "specificity (target >= 95%)",
         "original failed (target: all)",
     ]
-    notes_fail = "; ".join(f"{r[2]}/{r[3]}: {r[5]}" for r in rows if r[3] != "original (untouched)" and r[4] == "fail")
+    notes_fail = "; ".join(
+        f"{r[1]} seed {r[2]}, {r[3]}: {r[5]}" for r in rows if r[3] != "original (untouched)" and r[4] == "fail"
+    )
     text = markdown_table(head, summary) + "\n\n" + table
     notes = (
         f"Each retrain judged against the {args.k} next retrains of a pool of {args.pool} (seeds recipe+1 ... "
         f"recipe+{args.pool}); the original judged against the first {args.k}. Default tolerances. "
-        f"Exact retrains that failed (request seed / retrain: checks): {notes_fail or 'none'}."
+        f"Exact retrains that failed (design and request seed, retrain: checks): {notes_fail or 'none'}."
     )
     if args.study:
         cals = {}

@@ -284,3 +284,28 @@ def test_published_schemas_match_the_code() -> None:
     for name in SCHEMAS:
         path = REPO / "schemas" / f"{name}.schema.json"
         assert path.read_text() == render(name), f"run: python -m medforget.schemas schemas  ({path} is stale)"
+
+
+def test_calibrate_then_unlearn_with_the_calibrated_baseline_trains_no_retrain(
+    breast_ckpt: Path, tmp_path: Path
+) -> None:
+    """The production path: calibrate once, then judge a request without retraining."""
+    cal = tmp_path / "cal.json"
+    res = runner.invoke(app, ["calibrate", "-c", str(breast_ckpt), "-o", str(cal), "--proxies", "1", "--retrains", "2",
+                              "--fraction", "0.1", "--workers", "1", "--device", "cpu", "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    values = json.loads(cal.read_text())["forget_auc"]["values"]
+    assert len(values) == 2 and all(0 <= v <= 1 for v in values)
+    report = tmp_path / "r.json"
+    res = runner.invoke(app, ["unlearn", "-c", str(breast_ckpt), "-r", str(REPO / "sample_requests" /
+                              "breastmnist-single-patient.json"), "-m", "finetune", "-p", "epochs=1", "--baseline",
+                              "calibrated", "--calibration", str(cal), "--forget-auc-tolerance", "0.2",
+                              "--out", str(tmp_path / "u.safetensors"), "--report", str(report), "--device", "cpu",
+                              "--quiet"])  # fmt: skip
+    assert res.exit_code in (0, 3, 4), res.stderr
+    rep = json.loads(report.read_text())
+    assert rep["retrains"] == [] and rep["cost"]["retrains_trained"] == 0
+    assert rep["calibrated_verdict"] is None  # with no retrains, the calibrated verdict is the verdict
+    assert all(c["name"].endswith("(calibrated)") for c in rep["verdict"]["checks"]), rep["verdict"]
+    assert {"pass": 0, "fail": 3, "inconclusive": 4}[rep["verdict"]["status"]] == res.exit_code
+    assert rep["thresholds"]["forget_auc_tolerance"] == 0.2
