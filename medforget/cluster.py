@@ -7,6 +7,13 @@ must be on storage every node mounts at the same path (a local Ray instance has 
 The driver's medforget settings (cache folder, data root, key, import path) are passed to the
 workers as their environment, with one thread per reserved CPU.
 
+A local instance started here costs as little as Ray allows (``benchmarks/ray_study.py``): its
+workers inherit that environment from the raylet (with a job ``runtime_env`` Ray starts another
+worker for the job instead of using the one it started ahead: 0.5-1 s before the first task), they
+run at the driver's priority (Ray lowers its workers' by 15 by default, so on a busy machine a
+grid ran slower than the local runner), and its autoscaler monitor is ended before shutdown (which
+otherwise waits a second for it). A running cluster gets the environment as the job's ``runtime_env``.
+
 Ray is an optional extra: ``pip install 'medforget[ray]'``.
 """
 
@@ -15,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from medforget.config import RayOptions
@@ -42,25 +49,70 @@ def worker_env(options: RayOptions) -> dict[str, str]:
     return env
 
 
+def connect(ray: Any, options: RayOptions) -> bool:
+    """Connect to ``options.address``, or start a local instance, unless this process is connected already.
+
+    Args:
+        ray: the ``ray`` module.
+        options: the cluster's address (None: a fresh local instance with ``options.num_cpus`` CPUs).
+
+    Returns:
+        Whether this call connected (the caller then disconnects, with ``ray.shutdown()``).
+    """
+    if ray.is_initialized():
+        return False
+    env = worker_env(options)
+    if options.address is not None or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})  # fmt: skip
+    else:
+        with _environ(env):  # the raylet starts now and passes this environment to every worker it starts
+            ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
+                     _system_config={"worker_niceness": 0})  # fmt: skip
+    resources = ray.cluster_resources()
+    log.info("ray: %s CPUs, %s GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
+    return True
+
+
+@contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """This process's environment with ``env`` set, for the block (processes started in it keep it)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @contextmanager
 def session(options: RayOptions) -> Iterator[Any]:
     """Connected to ``options.address`` (or a fresh local instance) for this block; disconnected after."""
     ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            address=options.address,
-            num_cpus=options.num_cpus if options.address is None else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": worker_env(options)},
-        )
-        log.info("ray: %s CPUs, %s GPUs", ray.cluster_resources().get("CPU", 0), ray.cluster_resources().get("GPU", 0))
+    started = connect(ray, options)
     try:
         yield ray
     finally:
         if started:
+            _stop_monitor(ray)
             ray.shutdown()
+
+
+def _stop_monitor(ray: Any) -> None:
+    """End a local instance's autoscaler monitor before ``ray.shutdown()``, which otherwise waits a second for it.
+
+    On SIGTERM the monitor reports its end to the GCS, which shutdown has stopped just before, so Ray
+    waits out its one-second grace and kills it anyway. A fixed local instance has nothing to scale;
+    this is that kill, without the wait. Only a head node this process started has a monitor to end.
+    """
+    node = getattr(getattr(getattr(ray, "_private", None), "worker", None), "_global_node", None)
+    if node is not None and getattr(node, "head", False) and hasattr(node, "kill_monitor"):
+        with suppress(Exception):  # a Ray without this internal: shutdown ends the monitor as before
+            node.kill_monitor(check_alive=False)
 
 
 def run_all(ray: Any, fn: Callable[[str], str], payloads: list[str], options: RayOptions) -> Iterator[str]:
@@ -77,4 +129,4 @@ def run_all(ray: Any, fn: Callable[[str], str], payloads: list[str], options: Ra
             ray.cancel(ref, force=True)
 
 
-__all__ = ["import_ray", "run_all", "session", "worker_env"]
+__all__ = ["connect", "import_ray", "run_all", "session", "worker_env"]

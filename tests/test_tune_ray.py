@@ -39,11 +39,10 @@ fraction = 0.2
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray instance with 2 CPUs for the module (medforget connects to it rather than starting one)."""
-    from medforget.cluster import worker_env
+    """One local Ray instance with 2 CPUs for the module, started as medforget starts one (its runs then use it)."""
+    from medforget.cluster import connect
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": worker_env(RayOptions())})  # fmt: skip
+    assert connect(ray, RayOptions(num_cpus=2))
     yield
     ray.shutdown()
 
