@@ -12,7 +12,7 @@ the original model's unseen validation samples of the same class, as the logit-s
 * ``quantile`` targets (default): a retrain does not make every unseen sample equally unsure: it stays
   confident on easy samples and misses hard ones. So the forget samples of each class are ranked by the
   original's confidence, and the i-th of n is trained toward the (i + 0.5)/n quantile of the unseen
-  samples' confidence (a Huber loss, for the samples that start above their target only). The forget set
+  samples' confidence (a Huber loss on the part above the target, at every step). The forget set
   then looks like unseen data of its class, including the share a retrain gets wrong.
 * a disease sample is never pushed below ``positive_floor`` (0: the decision boundary, p = 0.5): at worst
   the model becomes unsure about it, never confident that it is healthy. For a task with several disease
@@ -133,10 +133,10 @@ class _Targets:
             self.soft.to(dev),
             self.among.to(dev),
         )
-        self.rank_target, self.active = self._quantiles(task, phi, floor)
+        self.rank_target = self._quantiles(task, phi, floor)
 
-    def _quantiles(self, task: UnlearnTask, val_phi: torch.Tensor, floor: float | None):
-        """Per forget sample: the unseen confidence at its rank within its class, and whether it starts above it."""
+    def _quantiles(self, task: UnlearnTask, val_phi: torch.Tensor, floor: float | None) -> torch.Tensor:
+        """Per forget sample: the unseen confidence at its rank within its class (floored for disease)."""
         forget, val = task.forget, task.dataset.val
         phi = confidence(predict(task.original, forget, task.device), forget.labels, self.among.cpu())
         target = phi.clone()
@@ -150,13 +150,20 @@ class _Targets:
             if floor is not None and bool(self.pos[c]):
                 q = q.clamp(min=floor)
             target[rows] = q
-        return target.to(task.device), (phi > target).to(task.device)
+        return target.to(task.device)
 
     def quantile(self, logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Per sample: Huber distance of its confidence to its rank's unseen confidence (0 if it began below)."""
+        """Per sample: Huber distance of its confidence *above* its rank's unseen confidence (0 at or below).
+
+        One-sided at every step, not only for the samples that started above: training on the retain set
+        raises the confidence of every sample of a class, and a forget sample that drifts back above its
+        target must be pulled down again (with a pull only for those that began above, the forget samples
+        of a malignant-heavy request ended more confident than unseen ones: forget AUC 0.69 against the
+        retrains' 0.45).
+        """
         phi = confidence(logits, labels, self.among)
-        loss = F.huber_loss(phi, self.rank_target[rows], reduction="none")
-        return loss * self.active[rows]
+        target = self.rank_target[rows]
+        return F.huber_loss(torch.maximum(phi, target), target, reduction="none")
 
     def hinge(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per sample: how far its confidence exceeds the unseen level of its class (0 once it does not)."""
