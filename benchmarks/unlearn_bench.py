@@ -104,6 +104,7 @@ def main() -> None:
     ap.add_argument("--retrains", type=int, default=3, help="K retrains per request (the verdict's baseline)")
     ap.add_argument("--out-dir", type=Path, default=Path("runs/bench"))
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--keep-models", action="store_true", help="keep each unlearned checkpoint next to its report")
     ap.add_argument(
         "--report-only", action="store_true", help="run nothing: tabulate the runs finished so far (e.g. by workers)"
     )
@@ -127,7 +128,7 @@ def main() -> None:
         }
     )
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    result = run_study(cfg, args.out_dir, command=command, report_only=args.report_only)
+    result = run_study(cfg, args.out_dir, command=command, report_only=args.report_only, keep_models=args.keep_models)
     rows = read_results(result.results_csv)
     table = markdown_table(*summarise(rows)) + "\n\nTargets (issue 11):\n\n" + targets_table(rows)
     notes = (

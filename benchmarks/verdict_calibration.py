@@ -1,25 +1,29 @@
 """Does the verdict tell exact unlearning from no unlearning? Specificity, power and the calibrated verdict (issue 10).
 
 For each dataset, forget design and request seed, a pool of M retrains (seeds recipe+1 ... recipe+M, from
-the cache that ``retrain_pool.py`` fills) is evaluated once. Then:
+the cache that ``retrain_pool.py`` fills) is evaluated once, each recalibrated as ``unlearn`` does. Then,
+for each K of ``--k``:
 
-* **specificity**: each retrain in turn is judged as if it were the unlearned model, against K *other*
-  retrains of the pool (the next K, cyclically): exact unlearning must pass or be inconclusive, never fail;
-* **power**: the untouched original is judged against the first K retrains: it must fail;
+* **specificity**: each retrain in turn is judged as if it were the unlearned model, against *every* set
+  of K other retrains of the pool (M x C(M-1, K) trials per request): exact unlearning must pass or be
+  inconclusive, never fail;
+* **power**: the untouched original is judged against every set of K retrains of the pool: it must fail;
+* **noise basis**: for the two forget checks whose margin rests on the images, the per-image standard
+  error of each retrain's difference against the others, next to the spread of that difference between
+  retrains (the two should agree; see ``medforget.verify.noise``);
 * **agreement** (``--study DIR --calibration DATASET:DESIGN=FILE ...``): for every run of an
-  ``unlearn_bench.py`` study, the verdict without retraining (``medforget calibrate``'s, computed from the
-  run's recorded evaluations of the unlearned and original models) against its K-retrain verdict.
-
-Every model is recalibrated to the original's validation sensitivity first, as ``unlearn`` does.
+  ``unlearn_bench.py`` study, the verdict without retraining (``medforget calibrate``'s, from the run's
+  recorded evaluations of the unlearned and original models) against its K-retrain verdict.
 
     python benchmarks/verdict_calibration.py --cells breastmnist:random20 breastmnist:disease-heavy20 \\
-        --request-seeds 0 1 2 --pool 5 --k 3 --study runs/bench \\
+        --request-seeds 0 1 2 --pool 5 --k 3 4 --study runs/bench \\
         --calibration breastmnist:random20=cal-random20.json breastmnist:disease-heavy20=cal-dh20.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -39,9 +43,10 @@ from medforget.request import design_request
 from medforget.session import Task, open_task
 from medforget.verify.checks import judge
 from medforget.verify.evidence import sample_evidence
+from medforget.verify.verdict import Verdict
 
 
-def judged(candidate: ModelEval, refs: list[ModelEval], task: Task, t: Thresholds):
+def judged(candidate: ModelEval, refs: list[ModelEval], task: Task, t: Thresholds) -> Verdict:
     """The full verdict of ``candidate`` against ``refs``, with its per-sample evidence."""
     parts = []
     for name, split in (("forget", task.forget), ("test", task.dataset.test)):
@@ -49,7 +54,12 @@ def judged(candidate: ModelEval, refs: list[ModelEval], task: Task, t: Threshold
     return judge(candidate, refs, sample_evidence(parts[0], parts[1]), t)
 
 
-def one_request(dataset_name: str, design: str, seed: int, pool: int, k: int) -> list[list[object]]:
+def _failed(v: Verdict) -> list[str]:
+    return [c.name for c in v.checks if c.status == "fail"]
+
+
+def one_request(dataset_name: str, design: str, seed: int, pool: int, ks: list[int]) -> dict:
+    """Every trial of one request: ``{k: {"fresh": [(status, failed)], "original": [...]}}`` and noise figures."""
     ds = load_dataset(dataset_name, 28)
     dev = torch.device("cpu")
     recipe = TrainConfig(**RECIPES[dataset_name])
@@ -61,16 +71,35 @@ def one_request(dataset_name: str, design: str, seed: int, pool: int, k: int) ->
     evals = [retrain_eval(task, r, ctx) for r in retrains]
     original = MEMO.evaluate(ck.sha256, task.original(), task.eval_sets(), ctx, dev, task.forget.sample_ids)
     t = Thresholds()
-    rows = []
-    for j in range(pool):
-        refs = [evals[(j + 1 + i) % pool] for i in range(k)]
-        v = judged(evals[j], refs, task, t)
-        failed = [c.name for c in v.checks if c.status == "fail"]
-        rows.append([dataset_name, design, seed, f"retrain seed {retrains[j].seed}", v.status, ", ".join(failed)])
-    v = judged(original, evals[:k], task, t)
-    failed = [c.name for c in v.checks if c.status == "fail"]
-    rows.append([dataset_name, design, seed, "original (untouched)", v.status, ", ".join(failed)])
-    return rows
+    out: dict = {"k": {}, "noise": noise_basis(evals, task, t)}
+    for k in ks:
+        fresh, orig = [], []
+        for j in range(pool):
+            others = [i for i in range(pool) if i != j]
+            for sub in itertools.combinations(others, k):
+                v = judged(evals[j], [evals[i] for i in sub], task, t)
+                fresh.append((v.status, _failed(v), retrains[j].seed))
+        for sub in itertools.combinations(range(pool), k):
+            v = judged(original, [evals[i] for i in sub], task, t)
+            orig.append((v.status, _failed(v)))
+        out["k"][k] = {"fresh": fresh, "original": orig}
+    return out
+
+
+def noise_basis(evals: list[ModelEval], task: Task, t: Thresholds) -> dict[str, tuple[float, float]]:
+    """For the image-based checks: mean per-image SE of a retrain's difference vs the SD of that difference."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for j, e in enumerate(evals):
+        refs = [x for i, x in enumerate(evals) if i != j]
+        v = judged(e, refs, task, t)
+        for c in v.checks:
+            if c.noise_basis == "images" and c.sample_se is not None and c.difference is not None:
+                found.setdefault(c.name, []).append((c.difference, c.sample_se))
+    return {
+        name: (float(np.mean([se for _, se in rows])), float(np.std([d for d, _ in rows], ddof=1)))
+        for name, rows in found.items()
+        if len(rows) > 1
+    }
 
 
 def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> tuple[list[list[object]], str]:
@@ -101,55 +130,64 @@ def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> 
     return rows, summary
 
 
+def _tables(results: dict[tuple[str, str, int], dict], ks: list[int]) -> tuple[str, str]:
+    """The summary table per cell and K, and the notes naming every failed exact retrain."""
+    summary, failed_notes = [], []
+    cells = sorted({(name, design) for name, design, _ in results})
+    for k in ks:
+        for name, design in cells:
+            reqs = [r for (n, d, _), r in results.items() if (n, d) == (name, design)]
+            fresh = [x for r in reqs for x in r["k"][k]["fresh"]]
+            orig = [x for r in reqs for x in r["k"][k]["original"]]
+            ok = sum(s != "fail" for s, _, _ in fresh)
+            incon = sum(s == "inconclusive" for s, _, _ in fresh)
+            why = Counter(c for s, f, _ in fresh if s == "fail" for c in f)
+            summary.append([name, design, k, len(reqs), len(fresh), ok, f"{100 * ok / max(len(fresh), 1):.1f}%",
+                            incon, f"{sum(s == 'fail' for s, _ in orig)}/{len(orig)}",
+                            ", ".join(f"{c} {n}" for c, n in why.most_common()) or "none"])  # fmt: skip
+            for (n, d, seed), r in results.items():
+                seeds = (
+                    Counter(rs for s, _, rs in r["k"][k]["fresh"] if s == "fail") if (n, d) == (name, design) else {}
+                )
+                failed_notes += [f"{d} request {seed}, K={k}: retrain seed {rs} failed {c}x" for rs, c in seeds.items()]
+    head = ["dataset", "design", "K", "requests", "specificity trials", "passed or inconclusive",
+            "specificity (target >= 95%)", "of which inconclusive", "original failed (target: all)",
+            "checks failing exact retrains"]  # fmt: skip
+    return markdown_table(head, summary), "; ".join(failed_notes) or "none"
+
+
+def _noise_table(results: dict[tuple[str, str, int], dict]) -> str:
+    rows = []
+    for (name, design, seed), r in sorted(results.items()):
+        for check, (se, sd) in r["noise"].items():
+            rows.append([name, design, seed, check, f"{se:.3f}", f"{sd:.3f}"])
+    head = ["dataset", "design", "request seed", "check", "mean per-image SE", "SD of the difference between retrains"]
+    return markdown_table(head, rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cells", nargs="+", default=["breastmnist:random20", "breastmnist:disease-heavy20"])
     ap.add_argument("--request-seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--pool", type=int, default=7, help="M retrains per request (each judged against K others)")
-    ap.add_argument("--k", type=int, default=3, help="K retrains each verdict compares with")
+    ap.add_argument("--pool", type=int, default=5, help="M retrains per request (each judged against K others)")
+    ap.add_argument("--k", nargs="+", type=int, default=[3], help="K retrains each verdict compares with")
     ap.add_argument("--study", type=Path, help="an unlearn_bench study folder, for the calibrated agreement")
     ap.add_argument("--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE written by medforget calibrate")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
-    rows = []
+    results = {}
     for cell in args.cells:
         name, design = cell.split(":")
         for seed in args.request_seeds:
-            rows += one_request(name, design, seed, args.pool, args.k)
-            print(markdown_table(["dataset", "design", "request seed", "judged", "verdict", "failed"], rows[-3:]))
-    table = markdown_table(["dataset", "design", "request seed", "judged", "verdict", "failed checks"], rows)
-    summary = []
-    for cell in args.cells:
-        name, design = cell.split(":")
-        fresh = [r for r in rows if r[0] == name and r[1] == design and r[3] != "original (untouched)"]
-        orig = [r for r in rows if r[0] == name and r[1] == design and r[3] == "original (untouched)"]
-        ok = sum(r[4] != "fail" for r in fresh)
-        summary.append(
-            [
-                name,
-                design,
-                len(fresh),
-                ok,
-                f"{100 * ok / len(fresh):.0f}%",
-                f"{sum(r[4] == 'fail' for r in orig)}/{len(orig)}",
-            ]
-        )
-    head = [
-        "dataset",
-        "design",
-        "specificity trials",
-        "passed or inconclusive",
-        "specificity (target >= 95%)",
-        "original failed (target: all)",
-    ]
-    notes_fail = "; ".join(
-        f"{r[1]} seed {r[2]}, {r[3]}: {r[5]}" for r in rows if r[3] != "original (untouched)" and r[4] == "fail"
-    )
-    text = markdown_table(head, summary) + "\n\n" + table
+            results[(name, design, seed)] = one_request(name, design, seed, args.pool, args.k)
+            print(f"{name} {design} request {seed}: done", flush=True)
+    table, failed = _tables(results, args.k)
+    text = table + "\n\nNoise of the image-based checks (each retrain of the pool against the others):\n\n"
+    text += _noise_table(results)
     notes = (
-        f"Each retrain judged against the {args.k} next retrains of a pool of {args.pool} (seeds recipe+1 ... "
-        f"recipe+{args.pool}); the original judged against the first {args.k}. Default tolerances. "
-        f"Exact retrains that failed (design and request seed, retrain: checks): {notes_fail or 'none'}."
+        f"Pool of {args.pool} retrains per request (seeds recipe+1 ... recipe+{args.pool}); each retrain judged "
+        f"against every set of K others, the original against every set of K. Default tolerances, alpha 0.05. "
+        f"Exact retrains that failed: {failed}."
     )
     if args.study:
         cals = {}
@@ -162,6 +200,7 @@ def main() -> None:
         notes += f" {agree_summary}."
     if args.no_record:
         print(text)
+        print(notes)
     else:
         append("Verdict specificity, power and calibrated agreement (verdict_calibration.py)", text, notes)
 

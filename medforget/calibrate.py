@@ -40,6 +40,7 @@ from medforget.errors import MedforgetError
 from medforget.evaluation import MEMO, EvalContext, ModelEval, val_sensitivity
 from medforget.recalibrate import retrain_eval
 from medforget.session import Task
+from medforget.verify.noise import Level
 from medforget.verify.verdict import Check, Rule, Verdict, judge_check, verdict_of
 
 log = logging.getLogger(__name__)
@@ -221,39 +222,34 @@ SAFETY = Rule(
     "higher-is-worse",
 )
 SETTLE = "calibrate with more proxies or retrains (medforget calibrate --proxies, --retrains)"
+CALIBRATED_RULES = (CONFIDENCE, MEMBERSHIP, QUALITY, RANKING, SAFETY)
 
 
 def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration, t: Thresholds) -> Verdict:
-    """The verdict without retraining: the unlearned model against the calibrated retrain distributions."""
+    """The verdict without retraining: the unlearned model against the calibrated retrain distributions.
+
+    Its five checks share the verdict's ``alpha`` as the full verdict's six do (:mod:`medforget.verify.noise`).
+    """
 
     def shifted(value: float | None, base: float | None) -> float | None:
         return None if value is None or base is None else value - base
 
+    def check(rule: Rule, value: float | None, dist: Distribution, tolerance: float) -> Check:
+        level = Level(t.alpha, len(CALIBRATED_RULES), rule.direction == "two-sided")
+        return judge_check(rule, value, dist.values, tolerance, SETTLE, level)
+
     checks: list[Check] = [
-        judge_check(CONFIDENCE, unlearned.forget_auc, cal.forget_auc.values, t.forget_auc_tolerance, SETTLE),
-        judge_check(MEMBERSHIP, unlearned.mia.forget_non_member_rate, cal.mia.values, t.mia_tolerance, SETTLE),
-        judge_check(
-            QUALITY,
-            shifted(unlearned.test.accuracy, original.test.accuracy),
-            cal.test_accuracy_shift.values,
+        check(CONFIDENCE, unlearned.forget_auc, cal.forget_auc, t.forget_auc_tolerance),
+        check(MEMBERSHIP, unlearned.mia.forget_non_member_rate, cal.mia, t.mia_tolerance),
+        check(
+            QUALITY, shifted(unlearned.test.accuracy, original.test.accuracy), cal.test_accuracy_shift,
             t.max_test_accuracy_drop,
-            SETTLE,
         ),
-        judge_check(
-            RANKING,
-            shifted(unlearned.test_auroc, original.test_auroc),
-            cal.test_auroc_shift.values,
-            t.max_auroc_drop,
-            SETTLE,
+        check(RANKING, shifted(unlearned.test_auroc, original.test_auroc), cal.test_auroc_shift, t.max_auroc_drop),
+        check(
+            SAFETY, shifted(_op_fnr(unlearned), _op_fnr(original)), cal.test_fnr_op_shift, t.max_fnr_increase
         ),
-        judge_check(
-            SAFETY,
-            shifted(_op_fnr(unlearned), _op_fnr(original)),
-            cal.test_fnr_op_shift.values,
-            t.max_fnr_increase,
-            SETTLE,
-        ),
-    ]
+    ]  # fmt: skip
     return verdict_of(checks)
 
 

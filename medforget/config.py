@@ -92,7 +92,9 @@ class Thresholds(BaseModel):
     """
 
     forget_accuracy_tolerance: float = Field(
-        0.05, ge=0, description="|forget accuracy after the bias refit - retrains'| at most this"
+        0.05,
+        ge=0,
+        description="|forget accuracy minus class-matched test accuracy (bias refit) - retrains'| at most this",
     )
     evidence_tolerance: float = Field(
         0.5, ge=0, description="|per-sample z difference, forget - matched test| at most this (retrain SDs)"
@@ -105,6 +107,13 @@ class Thresholds(BaseModel):
     max_auroc_drop: float = Field(0.03, ge=0, description="retrains' test AUROC - unlearned at most this")
     max_fnr_increase: float = Field(
         0.05, ge=0, description="unlearned test FNR - retrains', both at the operating point, at most this"
+    )
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Largest chance that the verdict fails an exact retrain: shared among the checks, it sets how "
+        "far beyond the retrains' spread a difference must lie to fail",
     )
 
 

@@ -79,9 +79,9 @@ def unlearn(
     seed: Annotated[int, typer.Option(help="Seed of the unlearning method")] = default(U, "seed"),
     fn_cost: Annotated[float, typer.Option(help="Clinical cost of a missed disease")] = default(U, "fn_cost"),
     fp_cost: Annotated[float, typer.Option(help="Clinical cost of a false alarm")] = default(U, "fp_cost"),
-    forget_tolerance: Annotated[float, typer.Option(help="Verdict: max |forget accuracy - retrains'|")] = default(
-        TH, "forget_accuracy_tolerance"
-    ),
+    forget_tolerance: Annotated[
+        float, typer.Option(help="Verdict: max |forget accuracy (minus unseen images of the same classes) - retrains'|")
+    ] = default(TH, "forget_accuracy_tolerance"),
     evidence_tolerance: Annotated[
         float, typer.Option(help="Verdict: max |per-sample z difference| (retrain SDs)")
     ] = default(TH, "evidence_tolerance"),
@@ -100,6 +100,9 @@ def unlearn(
     max_fnr_increase: Annotated[float, typer.Option(help="Verdict: max test FNR above retrain")] = default(
         TH, "max_fnr_increase"
     ),
+    alpha: Annotated[
+        float, typer.Option(help="Verdict: largest chance of failing an exact retrain (shared among the checks)")
+    ] = default(TH, "alpha"),
     allow_class_removal: Annotated[
         bool, typer.Option("--allow-class-removal", help="Allow removing a whole class")
     ] = False,
@@ -137,6 +140,7 @@ def unlearn(
         mia_tolerance=mia_tolerance,
         max_test_accuracy_drop=max_test_drop,
         max_fnr_increase=max_fnr_increase,
+        alpha=alpha,
     )
     params, tuning = parse_params(param, config, method)
     settings = build(

@@ -14,6 +14,7 @@ from medforget.evaluation.evaluate import (
     OperatingMetrics,
     RefitMetrics,
     evaluate,
+    evaluate_logits,
     val_sensitivity,
 )
 from medforget.evaluation.metrics import (
@@ -50,6 +51,7 @@ __all__ = [
     "bootstrap_ratios",
     "difficulty_terciles",
     "evaluate",
+    "evaluate_logits",
     "fit_output_bias",
     "forget_auc",
     "logit_confidence",

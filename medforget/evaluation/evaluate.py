@@ -18,6 +18,7 @@ from medforget.evaluation.metrics import (
     auroc,
     forget_auc,
     logit_confidence,
+    matched_weights,
     set_metrics,
 )
 from medforget.evaluation.mia import MiaResult, population_mia
@@ -29,6 +30,11 @@ class RefitMetrics(BaseModel):
     bias: list[float] = Field(description="Per-class logit offset fitted on validation (mean zero)")
     retain_accuracy: float | None
     forget_accuracy: float | None
+    matched_test_accuracy: float | None = Field(
+        None,
+        description="Test accuracy with each class weighted by its share of the forget set: unseen images "
+        "like the forgotten ones",
+    )
     test_accuracy: float | None
     test_fnr: float | None
 
@@ -67,7 +73,8 @@ class ModelEval(BaseModel):
     _phi: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
     def outcomes(self, name: str) -> SampleOutcomes | None:
-        """Per-sample outcomes on ``retain``, ``forget`` or ``test``, if this evaluation kept them."""
+        """Per-sample outcomes on ``retain``, ``forget``, ``test`` or ``val`` at the argmax, and on ``forget@refit``
+        and ``test@refit`` after the bias refit, if this evaluation kept them."""
         return self._outcomes.get(name)
 
     def phi(self, name: str) -> np.ndarray | None:
@@ -100,10 +107,14 @@ def _refit(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx: EvalCon
     bias = fit_output_bias(logits["val"], sets["val"].labels)
     shifted = {k: v + torch.as_tensor(bias, dtype=v.dtype) for k, v in logits.items()}
     m = {k: set_metrics(shifted[k], sets[k].labels, ctx.classes, ctx.positive) for k in ("retain", "forget", "test")}
+    yf, yt = sets["forget"].labels.numpy(), sets["test"].labels.numpy()
+    test_correct = (shifted["test"].argmax(1) == sets["test"].labels).numpy()
+    w = matched_weights(yf, yt)
     return RefitMetrics(
         bias=[round(float(b), 5) for b in bias],
         retain_accuracy=m["retain"].accuracy,
         forget_accuracy=m["forget"].accuracy,
+        matched_test_accuracy=float(np.sum(w * test_correct)) if len(yf) and w.sum() else None,
         test_accuracy=m["test"].accuracy,
         test_fnr=m["test"].fnr,
     )
@@ -134,7 +145,20 @@ def evaluate(model: torch.nn.Module, sets: dict[str, Split], ctx: EvalContext, d
         Metrics at the argmax, test AUROC, metrics after a validation bias refit, test results at the target
         operating point and the membership attack; per-sample outcomes and confidences are kept in memory.
     """
-    logits = {k: predict(model, s, device) for k, s in sets.items()}
+    return evaluate_logits({k: predict(model, s, device) for k, s in sets.items()}, sets, ctx)
+
+
+def evaluate_logits(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx: EvalContext) -> ModelEval:
+    """:func:`evaluate` from a model's logits on each set (the inference already done).
+
+    Args:
+        logits: ``{"retain", "forget", "test", "val"}`` logits, rows in the order of ``sets``' samples.
+        sets: the splits the logits belong to (their labels).
+        ctx: classes, disease classes, clinical costs, the attack's seed and the target sensitivity.
+
+    Returns:
+        The evaluation, with per-sample outcomes and confidences kept in memory.
+    """
     metrics = {
         k: set_metrics(logits[k], s.labels, ctx.classes, ctx.positive, ctx.fn_cost, ctx.fp_cost)
         for k, s in sets.items()
@@ -150,6 +174,8 @@ def evaluate(model: torch.nn.Module, sets: dict[str, Split], ctx: EvalContext, d
     bias = torch.as_tensor(refit.bias, dtype=torch.float32)
     phi = {k: logit_confidence(logits[k] + bias, sets[k].labels) for k in ("forget", "test")}
     outcomes = {k: SampleOutcomes.from_logits(logits[k], s.labels) for k, s in sets.items()}
+    for k in ("forget", "test"):  # what the forget-accuracy check counts, image by image
+        outcomes[f"{k}@refit"] = SampleOutcomes.from_logits(logits[k] + bias, sets[k].labels)
     result = ModelEval(
         retain=metrics["retain"],
         forget=metrics["forget"],
@@ -187,6 +213,10 @@ class EvalMemo:
         self.limit = limit
         self._memo: dict[tuple[Any, ...], ModelEval] = {}
 
+    def clear(self) -> None:
+        """Forget every evaluation (as a fresh process starts)."""
+        self._memo.clear()
+
     def evaluate(
         self,
         sha256: str | None,
@@ -219,5 +249,6 @@ __all__ = [
     "OperatingMetrics",
     "RefitMetrics",
     "evaluate",
+    "evaluate_logits",
     "val_sensitivity",
 ]

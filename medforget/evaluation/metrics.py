@@ -162,6 +162,16 @@ class AveragedOutcomes:
 Outcomes = SampleOutcomes | AveragedOutcomes
 
 
+def matched_weights(yf: np.ndarray, yt: np.ndarray) -> np.ndarray:
+    """Per test image, its weight in the class-matched mean (each class weighted by its share of the forget set)."""
+    w = np.zeros(len(yt))
+    for c in np.unique(yf):
+        rows = yt == c
+        if rows.any():
+            w[rows] = (yf == c).mean() / rows.sum()
+    return w / w.sum() if w.sum() else w
+
+
 def forget_auc(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndarray) -> float | None:
     """P(a forgotten image is more confident than an unseen image of its class), weighted to the forget class mix.
 

@@ -34,10 +34,11 @@ class CheckText:
 CHECK_TEXT: dict[str, CheckText] = {
     "forget accuracy": CheckText(
         "Forgetting",
-        "On the erased images the updated model is right about as often as models that never saw them. Each "
-        "model's decision threshold is first re-set on the validation images, so a mere shift of the threshold "
-        "does not count as forgetting.",
-        "accuracy on the erased images, updated − retrained",
+        "On the erased images the updated model is right about as often, compared with unseen images of the "
+        "same kinds, as models that never saw them. Each model's decision threshold is first re-set on the "
+        "validation images, so a mere shift of the threshold does not count as forgetting, and a model that is "
+        "better or worse on a whole class does not fake it.",
+        "accuracy on the erased images minus on unseen ones, updated − retrained",
         "right more often than the retrained models: it still recognises them",
         "right less often than the retrained models: erased so hard they stand out",
     ),

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from medforget.fileio import atomic_path
 from medforget.verify.metrics import METRICS
-from medforget.verify.verdict import noise_margin
 
 if TYPE_CHECKING:
     from medforget.evaluation import ModelEval
@@ -84,9 +83,9 @@ def tidy_row(rec: RunRecord) -> dict[str, Any]:
     row["test_accuracy_drop"] = sub(row["retrain_test_accuracy"], row["unlearned_test_accuracy"])
     row["test_fnr_increase"] = sub(row["unlearned_test_fnr"], row["retrain_test_fnr"])
     row["test_fnr_op_increase"] = sub(row["unlearned_test_fnr_op"], row["retrain_test_fnr_op"])
-    fnr_op = [e["test_fnr_op"] for e in extras]
-    if all(v is not None for v in fnr_op):
-        row["retrain_test_fnr_op_margin"] = noise_margin([v for v in fnr_op if v is not None])
+    safety = [c for c in r.verdict.checks if c.metric == "test FNR at the operating point"]
+    if safety and safety[0].noise_margin is not None:  # the verdict's own noise margin of missed disease
+        row["retrain_test_fnr_op_margin"] = safety[0].noise_margin
     if r.evidence is not None:
         row["evidence_difference"] = r.evidence.difference
         diffs = r.evidence.retrain_differences

@@ -1,25 +1,33 @@
 """The six checks of the verdict: what each compares, in which direction harm lies, and how to settle it.
 
 Each check reads one number from every model's evaluation (or, for the per-sample evidence, from the
-leave-one-out comparison of the retrains) and hands it to :func:`medforget.verify.verdict.judge_check`.
+leave-one-out comparison of the retrains) and hands it to :func:`medforget.verify.verdict.judge_check`,
+with its share of the verdict's ``alpha`` and, where the number is an average over images, the
+image-by-image standard error of its difference (:mod:`medforget.verify.noise`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from medforget.config import Thresholds
 from medforget.evaluation import ModelEval
+from medforget.evaluation.metrics import matched_weights
 from medforget.verify.evidence import SampleEvidence
+from medforget.verify.noise import Level, per_sample_se
 from medforget.verify.verdict import Check, Rule, Verdict, judge_check, verdict_of
 
 Getter = Callable[[ModelEval], float | None]
+N_CHECKS = 6
 
 FORGET = Rule(
     "forget accuracy",
-    "accuracy on the forgotten images after each model's own threshold refit on validation: forgetting that "
-    "survives the refit, not a shift of the decision threshold",
-    "forget accuracy (bias refit)",
+    "accuracy on the forgotten images minus accuracy on unseen test images of the same classes, after each "
+    "model's own threshold refit on validation: forgetting that survives the refit, and that a model which is "
+    "simply better or worse on the whole class does not fake",
+    "forget accuracy - matched test accuracy (bias refit)",
     "two-sided",
 )
 EVIDENCE = Rule(
@@ -66,7 +74,7 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
         unlearned: the unlearned model's evaluation.
         retrains: the K retrains' evaluations (K >= 2 to measure noise; 3 or more recommended).
         evidence: the per-sample evidence (None without at least 3 retrains: that check is then unknown).
-        t: the clinical tolerances.
+        t: the clinical tolerances and the verdict's alpha.
 
     Returns:
         The verdict with one check per criterion.
@@ -74,14 +82,14 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
     k = len(retrains)
     n_pos = unlearned.test.n_positive
 
-    def check(rule: Rule, get: Getter, tolerance: float, settle: str) -> Check:
-        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle)
+    def check(rule: Rule, get: Getter, tolerance: float, settle: str, se: float | None = None) -> Check:
+        level = Level(t.alpha, N_CHECKS, rule.direction == "two-sided")
+        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle, level, se)
 
-    refit: Getter = lambda e: e.refit.forget_accuracy if e.refit else None  # noqa: E731
     op_fnr: Getter = lambda e: e.at_operating_point.fnr if e.at_operating_point else None  # noqa: E731
     checks = [
-        check(FORGET, refit, t.forget_accuracy_tolerance, _settle(k)),
-        _evidence_check(evidence, t.evidence_tolerance, k),
+        check(FORGET, forget_gap, t.forget_accuracy_tolerance, _settle(k), _forget_gap_se(unlearned, retrains)),
+        _evidence_check(evidence, t, k),
         check(PRIVACY, lambda e: e.mia.forget_non_member_rate, t.mia_tolerance, _settle(k)),
         check(QUALITY, lambda e: e.test.accuracy, t.max_test_accuracy_drop, _settle(k)),
         check(RANKING, lambda e: e.test_auroc, t.max_auroc_drop, _settle(k)),
@@ -95,14 +103,43 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
     return verdict_of(checks)
 
 
-def _evidence_check(evidence: SampleEvidence | None, tolerance: float, k: int) -> Check:
+def forget_gap(e: ModelEval) -> float | None:
+    """Forget accuracy minus class-matched test accuracy, both after the bias refit (about 0 for a retrain)."""
+    r = e.refit
+    if r is None or r.forget_accuracy is None or r.matched_test_accuracy is None:
+        return None
+    return r.forget_accuracy - r.matched_test_accuracy
+
+
+def _forget_gap_se(unlearned: ModelEval, retrains: list[ModelEval]) -> float | None:
+    """Per-image standard error of the forget-gap difference (None unless every model kept its per-image results)."""
+    models = [unlearned, *retrains]
+    outcomes = [(e.outcomes("forget@refit"), e.outcomes("test@refit")) for e in models]
+    if len(retrains) < 2 or any(f is None or t is None for f, t in outcomes):
+        return None
+    forget, test = outcomes[0]
+    weights = np.r_[np.full(len(forget), 1.0 / max(len(forget), 1)), matched_weights(forget.labels, test.labels)]
+    scores = np.stack([np.r_[f.correct, t.correct].astype(np.float64) for f, t in outcomes])  # type: ignore[union-attr]
+    return per_sample_se(scores[0], scores[1:], weights)
+
+
+def _evidence_check(evidence: SampleEvidence | None, t: Thresholds, k: int) -> Check:
+    level = Level(t.alpha, N_CHECKS, two_sided=True)
     if evidence is None or len(evidence.retrain_differences) < 2:
-        unknown = judge_check(EVIDENCE, None, [None], tolerance, _settle(k))
+        unknown = judge_check(EVIDENCE, None, [None], t.evidence_tolerance, _settle(k), level)
         if k < 3:  # each retrain's own difference is taken against the others: two others at least
             why = "needs at least 3 retrains (--retrains 3), so it cannot pass"
             unknown = unknown.model_copy(update={"reason": why})
         return unknown
-    return judge_check(EVIDENCE, evidence.difference, evidence.retrain_differences, tolerance, _settle(k))
+    return judge_check(
+        EVIDENCE,
+        evidence.difference,
+        evidence.retrain_differences,
+        t.evidence_tolerance,
+        _settle(k),
+        level,
+        evidence.sample_se,
+    )
 
 
-__all__ = ["EVIDENCE", "FORGET", "PRIVACY", "QUALITY", "RANKING", "SAFETY", "judge"]
+__all__ = ["EVIDENCE", "FORGET", "PRIVACY", "QUALITY", "RANKING", "SAFETY", "forget_gap", "judge"]

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
+from medforget.evaluation.metrics import matched_weights
+
 PER_SAMPLE_MIN = 16
 """Retrains needed before each sample gets its own spread; fewer pool the spread within each class."""
 MIN_SD = 1e-3
@@ -45,6 +47,9 @@ class SampleEvidence(BaseModel):
     test_mean_z: float = Field(description="Mean z of test images, weighted to the forget set's class mix")
     test_share_beyond_2: float
     difference: float = Field(description="forget_mean_z - test_mean_z: what moved on the forget set alone")
+    sample_se: float | None = Field(
+        None, description="Standard error of the difference from the per-image z-scores (images as independent)"
+    )
     retrain_differences: list[float] = Field(
         default_factory=list, description="The same difference for each retrain against the others (its noise floor)"
     )
@@ -96,6 +101,17 @@ def _difference(
     return float(zf.mean() - class_matched_mean(zt, yt, weights)), zf, zt
 
 
+def difference_se(zf: np.ndarray, zt: np.ndarray, yf: np.ndarray, yt: np.ndarray) -> float:
+    """Standard error of D = mean z (forget) - class-matched mean z (test), the images taken as independent.
+
+    An exact retrain's z-scores have mean zero on every image, so their squares estimate their variance; a
+    shift of the whole model (a threshold, a sharper or duller model) moves forget and test images alike and
+    cancels in D, which is why the images can be treated as independent here.
+    """
+    wt = matched_weights(yf, yt)
+    return float(np.sqrt(np.sum(zf**2) / len(zf) ** 2 + np.sum((wt * zt) ** 2)))
+
+
 def sample_evidence(
     forget: tuple[np.ndarray, np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -128,9 +144,10 @@ def sample_evidence(
         test_mean_z=class_matched_mean(zt, yt, weights),
         test_share_beyond_2=float((np.abs(zt) > BEYOND).mean()),
         difference=d,
+        sample_se=difference_se(zf, zt, yf, yt),
         retrain_differences=[round(x, 4) for x in loo],
         forget_z=[round(float(x), 3) for x in zf],
     )
 
 
-__all__ = ["SampleEvidence", "class_matched_mean", "sample_evidence", "zscores"]
+__all__ = ["SampleEvidence", "class_matched_mean", "difference_se", "sample_evidence", "zscores"]

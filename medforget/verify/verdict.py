@@ -3,10 +3,13 @@
 One retrain is not a standard: on a small medical dataset two exact retrains with different seeds
 differ by as much as any clinical tolerance. So every check is an equivalence test against the K
 retrains' distribution. For a metric with unlearned value ``u`` and retrain values ``r_1..r_K``
-(mean ``m``, standard deviation ``s``):
+(mean ``m``):
 
-* the **noise margin** is the half-width of a 95% prediction interval for one more retrain,
-  ``t(K-1, 0.975) * s * sqrt(1 + 1/K)``: how far a perfect retrain could land from ``m`` by chance;
+* the **noise margin** is how far one more exact retrain could land from ``m`` by chance
+  (:mod:`medforget.verify.noise`): ``t(K-1, p) * s * sqrt(1 + 1/K)`` from the retrains' own spread
+  ``s``, or, for the forget checks that subtract unseen images of the same classes, ``z(p)`` times the
+  image-by-image standard error of ``u - m``; the level ``p`` holds the whole verdict's chance of failing
+  an exact retrain at ``alpha`` (5%: each of the m checks gets ``alpha / m``);
 * the **difference** is ``u - m`` (its absolute value for two-sided checks; the harmful direction only
   for one-sided ones: a drop in accuracy or AUROC, a rise in missed disease);
 * **fail** when the difference exceeds both the clinical tolerance and the noise margin: the model is
@@ -23,14 +26,14 @@ unknown, and passes only when every check passes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import t as student_t
+
+from medforget.verify.noise import Level, noise_margin
 
 Direction = Literal["two-sided", "higher-is-worse", "lower-is-worse"]
 CheckStatus = Literal["pass", "fail", "inconclusive", "unknown"]
@@ -55,8 +58,17 @@ class Check(BaseModel):
     )
     tolerance: float = Field(description="Largest difference agreed to be clinically irrelevant")
     noise_margin: float | None = Field(
-        description="t(K-1, 0.975) * retrain SD * sqrt(1 + 1/K): where a fresh retrain could land by chance "
-        "(None with fewer than 2 retrains)"
+        description="Where one more exact retrain could land by chance: t(K-1, p) * retrain SD * sqrt(1 + 1/K), "
+        "or z(p) * the per-image standard error of the difference (None with fewer than 2 retrains)"
+    )
+    noise_basis: Literal["retrains", "images"] = Field(
+        "retrains", description="What the margin rests on: the spread between retrains, or per-image differences"
+    )
+    sample_se: float | None = Field(
+        None, description="Per-image standard error of the difference (checks on images only)"
+    )
+    level: float | None = Field(
+        None, description="Quantile probability p of the margin: the verdict's alpha shared among its checks"
     )
     status: CheckStatus
     reason: str = Field(description="Why the check came out this way, in one sentence")
@@ -78,15 +90,6 @@ class Rule:
     metric: str
     direction: Direction
     unit: Literal["rate", "z"] = "rate"
-
-
-def noise_margin(values: Sequence[float]) -> float | None:
-    """Half-width of the 95% prediction interval for one more value from the distribution of ``values``."""
-    k = len(values)
-    if k < 2:
-        return None
-    sd = float(np.std(values, ddof=1))
-    return float(student_t.ppf(0.975, k - 1) * sd * math.sqrt(1 + 1 / k))
 
 
 def _harm(rule: Rule, u: float, mean: float) -> float:
@@ -129,7 +132,13 @@ def _status(rule: Rule, size: float, tolerance: float, margin: float | None, set
 
 
 def judge_check(
-    rule: Rule, unlearned: float | None, retrains: Sequence[float | None], tolerance: float, settle: str
+    rule: Rule,
+    unlearned: float | None,
+    retrains: Sequence[float | None],
+    tolerance: float,
+    settle: str,
+    level: Level,
+    sample_se: float | None = None,
 ) -> Check:
     """One equivalence test (see the module docstring for the rule).
 
@@ -139,6 +148,9 @@ def judge_check(
         retrains: each retrain's value (None if undefined for that retrain).
         tolerance: the clinical tolerance, in the check's unit.
         settle: what would settle the check if it is inconclusive (more retrains, more test positives).
+        level: the check's share of the verdict's alpha (its quantile).
+        sample_se: the per-image standard error of the difference, for a check whose whole-model shifts cancel
+            (its margin then rests on the images, not on the K retrains).
 
     Returns:
         The check with its status and a one-sentence reason.
@@ -153,6 +165,7 @@ def judge_check(
         "unlearned": unlearned,
         "retrain_values": values,
         "tolerance": tolerance,
+        "level": round(level.p, 6),
     }
     if unlearned is None or not values or len(values) < len(retrains):
         why = "undefined for the unlearned model or a retrain (e.g. no disease cases), so it cannot pass"
@@ -161,7 +174,7 @@ def judge_check(
         )
     mean = float(np.mean(values))
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    margin = noise_margin(values)
+    margin, basis = noise_margin(values, level, sample_se)
     diff = _harm(rule, unlearned, mean)
     size = abs(diff) if rule.direction == "two-sided" else diff
     return Check(
@@ -170,6 +183,8 @@ def judge_check(
         retrain_sd=sd,
         difference=diff,
         noise_margin=margin,
+        noise_basis=basis,
+        sample_se=sample_se,
         **_status(rule, size, tolerance, margin, settle),
     )
 
@@ -197,4 +212,4 @@ UNVERIFIED = Verdict(
 )
 
 
-__all__ = ["UNVERIFIED", "Check", "CheckStatus", "Rule", "Verdict", "judge_check", "noise_margin", "verdict_of"]
+__all__ = ["UNVERIFIED", "Check", "CheckStatus", "Rule", "Verdict", "judge_check", "verdict_of"]

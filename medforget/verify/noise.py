@@ -1,0 +1,98 @@
+"""Where an exact retrain could land by chance: the noise margin of each check.
+
+A check compares the unlearned model's value ``u`` with the mean ``m`` of K retrains. Were the model one
+more exact retrain, ``u - m`` would still not be zero: retrains differ from each other. The noise margin
+is how far it could be, at a stated confidence, estimated one of two ways:
+
+* **between retrains** (test accuracy, AUROC, missed disease, membership inference): the retrains'
+  standard deviation ``s``, scaled for one new value against a mean of K, ``t(K-1, p) * s * sqrt(1 +
+  1/K)``. These numbers move with the model as a whole (a retrain that is better or worse overall,
+  an operating point refit on a few validation cases, an attack refit per model), which only the
+  spread between models shows; with 3 retrains it rests on 2 degrees of freedom, hence the wide
+  Student-t quantile.
+* **per image** (the two forget checks that subtract unseen test images of the same classes: forget
+  accuracy against matched test accuracy, and the per-image evidence): a shift of the whole model
+  moves the forgotten and the unseen images alike and cancels, so what is left varies image by
+  image. The standard error of ``u - m`` from the image-by-image differences, ``sqrt(sum_i w_i^2
+  (u_i - mean_k r_ki)^2)``, rests on as many degrees of freedom as there are images (a normal
+  quantile). On BreastMNIST pools of 5 retrains it matched the spread of the same difference between
+  retrains (``benchmarks/verdict_calibration.py`` prints both).
+
+**The confidence level is set for the whole verdict.** A verdict fails when any of its checks fails,
+so six checks at 95% each would fail an exact retrain about one time in four. The verdict's chance of
+failing exact unlearning is held at ``alpha`` (5%) by giving each of the m checks ``alpha / m``
+(Bonferroni): a two-sided check uses the ``1 - alpha / (2m)`` quantile, a one-sided one ``1 - alpha / m``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
+
+Basis = Literal["retrains", "images"]
+
+
+@dataclass(frozen=True)
+class Level:
+    """The quantile probability of one check: the verdict's ``alpha`` shared among ``checks``."""
+
+    alpha: float
+    checks: int
+    two_sided: bool
+
+    @property
+    def p(self) -> float:
+        share = self.alpha / self.checks
+        return 1 - share / 2 if self.two_sided else 1 - share
+
+
+def between_margin(values: Sequence[float], level: Level) -> float | None:
+    """t(K-1, p) * s * sqrt(1 + 1/K): where one more retrain lands around the mean of ``values`` (None if K < 2)."""
+    k = len(values)
+    if k < 2:
+        return None
+    sd = float(np.std(values, ddof=1))
+    return float(student_t.ppf(level.p, k - 1) * sd * math.sqrt(1 + 1 / k))
+
+
+def per_sample_se(candidate: np.ndarray, retrains: np.ndarray, weights: np.ndarray) -> float:
+    """Standard error of ``sum_i w_i (candidate_i - mean_k retrains_ki)`` from the image-by-image differences.
+
+    Args:
+        candidate: ``[n]`` per-image scores of the model judged (1/0 correct; z-scores).
+        retrains: ``[k, n]`` the same scores of the retrains.
+        weights: ``[n]`` each image's weight in the check's value (its sign does not matter).
+
+    Returns:
+        The standard error (0 for no images).
+    """
+    diff = candidate - retrains.mean(0)
+    return float(np.sqrt(np.sum((weights * diff) ** 2)))
+
+
+def noise_margin(values: Sequence[float], level: Level, sample_se: float | None = None) -> tuple[float | None, Basis]:
+    """The check's noise margin and what it rests on (see the module docstring).
+
+    Args:
+        values: the retrains' values of the check's metric.
+        level: the check's confidence level.
+        sample_se: for a check on images with whole-model shifts subtracted, the per-image standard error of the
+            difference; None for a check judged against the spread between retrains.
+
+    Returns:
+        The margin (None with fewer than 2 retrains: the noise cannot be measured) and its basis.
+    """
+    if len(values) < 2:
+        return None, "retrains"
+    if sample_se is not None:
+        return float(norm.ppf(level.p)) * sample_se, "images"
+    return between_margin(values, level), "retrains"
+
+
+__all__ = ["Basis", "Level", "between_margin", "noise_margin", "per_sample_se"]

@@ -1,0 +1,96 @@
+"""The verdict's rule on its own: each status, the unknown value that never passes, and the two statistical
+properties it is built for, on simulated retrains where the truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medforget.verify.noise import Level, per_sample_se
+from medforget.verify.verdict import Rule, judge_check, verdict_of
+
+TWO = Rule("forget", "d", "m", "two-sided")
+LOWER = Rule("quality", "d", "m", "lower-is-worse")
+LEVEL = Level(0.05, 6, two_sided=True)
+
+
+def test_each_status_follows_the_rule() -> None:
+    tight = [0.800, 0.802, 0.798]  # retrains agree: the margin is under the tolerance
+    assert judge_check(TWO, 0.80, tight, 0.05, "", LEVEL).status == "pass"
+    assert judge_check(TWO, 0.60, tight, 0.05, "", LEVEL).status == "fail"
+    loose = [0.60, 0.80, 1.00]  # retrains alone vary more than the tolerance
+    check = judge_check(TWO, 0.82, loose, 0.05, "more retrains", LEVEL)
+    assert check.status == "inconclusive" and check.settle == "more retrains"
+    assert judge_check(LOWER, 0.99, tight, 0.03, "", Level(0.05, 6, False)).status == "pass"  # better is no harm
+    assert judge_check(TWO, 0.8, [0.8], 0.05, "", LEVEL).status == "inconclusive"  # one retrain: no noise estimate
+
+
+def test_an_undefined_value_is_unknown_and_never_passes() -> None:
+    assert judge_check(TWO, None, [0.8, 0.8, 0.8], 0.05, "", LEVEL).status == "unknown"
+    assert judge_check(TWO, 0.8, [0.8, None, 0.8], 0.05, "", LEVEL).status == "unknown"
+    checks = [judge_check(TWO, 0.8, [0.8, 0.8, 0.8], 0.05, "", LEVEL), judge_check(TWO, None, [0.8], 0.05, "", LEVEL)]
+    assert verdict_of(checks).status == "inconclusive"
+
+
+def test_the_level_shares_alpha_among_the_checks() -> None:
+    assert Level(0.05, 6, two_sided=True).p == pytest.approx(1 - 0.05 / 12)
+    assert Level(0.05, 6, two_sided=False).p == pytest.approx(1 - 0.05 / 6)
+    wide = judge_check(TWO, 0.8, [0.78, 0.80, 0.82], 0.0, "", Level(0.05, 6, True)).noise_margin
+    narrow = judge_check(TWO, 0.8, [0.78, 0.80, 0.82], 0.0, "", Level(0.3, 6, True)).noise_margin
+    assert wide is not None and narrow is not None and wide > 2 * narrow  # t(2) quantiles: 10.8 against 4.3
+
+
+def _exact_retrain_fail_rate(level_alpha: float, k: int, trials: int, rng: np.random.Generator) -> float:
+    """Six independent normal metrics; the candidate is one more draw (an exact retrain); no tolerance helps."""
+    rules = [TWO, TWO, TWO, LOWER, LOWER, LOWER]
+    fails = 0
+    for _ in range(trials):
+        draws = rng.normal(0.8, 0.03, size=(6, k + 1))
+        checks = [
+            judge_check(
+                r, float(d[0]), list(map(float, d[1:])), 0.0, "", Level(level_alpha, 6, r.direction == "two-sided")
+            )
+            for r, d in zip(rules, draws, strict=True)
+        ]
+        fails += verdict_of(checks).status == "fail"
+    return fails / trials
+
+
+def test_bonferroni_holds_the_chance_of_failing_an_exact_retrain_at_alpha() -> None:
+    """Six checks at 95% each fail an exact retrain about one time in five; sharing alpha keeps it under 5%."""
+    rng = np.random.default_rng(0)
+    shared = _exact_retrain_fail_rate(0.05, k=3, trials=3000, rng=rng)
+    per_check = _exact_retrain_fail_rate(0.3, k=3, trials=3000, rng=rng)  # 97.5% per tail, the old rule
+    assert shared <= 0.05 + 0.012  # 3000 trials: binomial SE 0.004
+    assert per_check > 0.12
+
+
+def test_image_margin_fits_checks_whose_whole_model_shifts_cancel() -> None:
+    """Simulated models: each image has its own difficulty, each model an overall shift (a better or worse
+    model). The difference forget - matched test cancels the shift, so its per-image standard error matches the
+    real spread between exact retrains; a plain accuracy does not cancel it, and its per-image standard error
+    would be far too small (which is why those checks use the spread between retrains)."""
+    rng = np.random.default_rng(1)
+    n_f, n_t, k = 120, 160, 3
+    logit_f, logit_t = rng.normal(1.5, 1.5, n_f), rng.normal(1.5, 1.5, n_t)
+
+    def model() -> tuple[np.ndarray, np.ndarray]:
+        shift = rng.normal(0, 0.6)  # the whole model
+        f = rng.random(n_f) < 1 / (1 + np.exp(-(logit_f + shift)))
+        t = rng.random(n_t) < 1 / (1 + np.exp(-(logit_t + shift)))
+        return f.astype(float), t.astype(float)
+
+    weights = np.r_[np.full(n_f, 1 / n_f), np.full(n_t, 1 / n_t)]
+    gap_diffs, gap_se, acc_diffs, acc_se = [], [], [], []
+    for _ in range(400):
+        models = [model() for _ in range(k + 1)]
+        gap = np.array([f.mean() - t.mean() for f, t in models])
+        gap_diffs.append(gap[0] - gap[1:].mean())
+        scores = np.stack([np.r_[f, t] for f, t in models])
+        gap_se.append(per_sample_se(scores[0], scores[1:], weights))
+        acc = np.array([t.mean() for _, t in models])
+        acc_diffs.append(acc[0] - acc[1:].mean())
+        tests = np.stack([t for _, t in models])
+        acc_se.append(per_sample_se(tests[0], tests[1:], np.full(n_t, 1 / n_t)))
+    assert np.mean(gap_se) == pytest.approx(np.std(gap_diffs), rel=0.15)
+    assert np.mean(acc_se) < 0.7 * np.std(acc_diffs)
