@@ -67,7 +67,12 @@ class StopParams(MethodParams):
         0.55, ge=0.3, le=1.0, description="Stop once the forget-vs-unseen confidence AUC is at most this"
     )
     check_every: int = Field(0, ge=0, description="Steps between checks (0: about four checks per epoch)")
-    check_samples: int = Field(128, ge=16, description="Forget samples in the probe, stratified by class")
+    check_samples: int = Field(
+        64,
+        ge=16,
+        description="Forget samples in the probe, stratified by class (validation images compared with them: at most "
+        "4x as many); a check costs about as much as a training step, so small probes keep stopping cheap",
+    )
 
 
 class PairedParams(OptimParams, StopParams):
@@ -119,8 +124,9 @@ class StopRule:
 
     def __init__(self, task: UnlearnTask, p: StopParams, steps_per_epoch: int) -> None:
         self.task, self.p = task, p
-        self.every = p.check_every or max(3, steps_per_epoch // 4)
+        self.every = p.check_every or max(2, steps_per_epoch // 4)
         self.probe = stratified_probe(task.forget, p.check_samples, task.seed + PROBE_SEED_OFFSET)
+        self.val = stratified_probe(task.dataset.val, 4 * p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
         self.hits = 0
         self.last = ""
@@ -134,7 +140,7 @@ class StopRule:
         return self.hits >= 2
 
     def _met(self, model: nn.Module) -> bool:
-        dev, val = self.task.device, self.task.dataset.val
+        dev, val = self.task.device, self.val
         logits = predict(model, self.probe, dev)
         if self.p.stop == "accuracy":
             acc = float((logits.argmax(1) == self.probe.labels).float().mean())

@@ -11,6 +11,7 @@ learning rate 0.013, 10 epochs over forget and retain together, no early stop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
@@ -59,32 +60,58 @@ def retain_class_weights(task: UnlearnTask) -> torch.Tensor:
     return torch.where(n_retain > 0, prior_train / prior_retain.clamp_min(1e-12), torch.zeros(k))
 
 
-def saliency_mask(task: UnlearnTask, fraction: float, batch_size: int = 128) -> dict[str, torch.Tensor]:
+@dataclass
+class Saliency:
+    """SalUn's mask, and the logits of the model on the forget set that its gradient pass produced on the way."""
+
+    mask: dict[str, torch.Tensor]
+    forget_logits: torch.Tensor
+
+
+def saliency(task: UnlearnTask, fraction: float, batch_size: int = 128) -> Saliency:
     """Boolean mask per parameter: True for the globally top ``fraction`` of |d forget-loss / d w|.
 
-    Gradients are taken in eval mode so computing the mask leaves batch-norm statistics untouched.
+    Gradients are taken in eval mode so computing the mask leaves batch-norm statistics untouched; the
+    forward pass's logits (the model before unlearning, on every forget sample in row order) are kept, so a
+    method that needs them does not run the forget set through the model again.
     """
     model = task.model
     model.eval()
     model.zero_grad(set_to_none=True)
     dev = task.device
+    logits = []
     for x, y, _ in batches(
         task.forget.images.to(dev), task.forget.labels.to(dev), batch_size, channels_last=dev.type == "cpu"
     ):
         with compute_clock.running(dev):
-            F.cross_entropy(model(x), y, reduction="sum").backward()
+            out = model(x)
+            F.cross_entropy(out, y, reduction="sum").backward()
+        logits.append(out.detach().float().cpu())
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = [p.grad.abs().flatten() if p.grad is not None else torch.zeros(p.numel(), device=dev) for _, p in named]
     flat = torch.cat(grads)
     keep = max(1, round(fraction * flat.numel()))
     threshold = torch.kthvalue(flat.float().cpu(), flat.numel() - keep + 1).values.to(dev)
     model.zero_grad(set_to_none=True)
-    return {n: (g >= threshold).view_as(p) for (n, p), g in zip(named, grads, strict=True)}
+    mask = {n: (g >= threshold).view_as(p) for (n, p), g in zip(named, grads, strict=True)}
+    return Saliency(mask, torch.cat(logits) if logits else torch.empty(0, 0))
 
 
-def masked_loop(task: UnlearnTask, p: Params, objective, forget_labels: torch.Tensor | None, name: str) -> nn.Module:
-    """Run ``forget_retain_loop`` with updates confined to the saliency mask."""
-    mask = saliency_mask(task, p.mask_fraction)
+def saliency_mask(task: UnlearnTask, fraction: float, batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """The mask of :func:`saliency` alone."""
+    return saliency(task, fraction, batch_size).mask
+
+
+def masked_loop(
+    task: UnlearnTask,
+    p: Params,
+    objective,
+    forget_labels: torch.Tensor | None,
+    name: str,
+    found: Saliency | None = None,
+) -> nn.Module:
+    """Run ``forget_retain_loop`` with updates confined to the saliency mask (``found``, or computed now)."""
+    mask = (found or saliency(task, p.mask_fraction)).mask
     named = dict(task.model.named_parameters())
     frozen = {n: named[n].detach().clone() for n in mask}
     hooks = [named[n].register_hook(lambda g, m=m: g * m) for n, m in mask.items()]
