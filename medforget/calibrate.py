@@ -12,7 +12,8 @@ unlearned and the original model alone (:func:`judge_calibrated`):
 * **forget confidence**: after each model's bias refit, the AUC of the forgotten images' confidence
   against unseen test images of the same classes must lie where retrained models put it (near 0.5: the
   model cannot tell them apart; well above, it still remembers them; well below, it forgot them so hard
-  they stand out);
+  they stand out); its noise margin rests on the images (DeLong's standard error of the AUC), since a
+  shift of the whole model moves forgotten and unseen images alike;
 * **membership inference**: the attack's non-member rate on the forgotten images, as for a retrain;
 * **test accuracy, AUROC, missed disease at the operating point**: the change from the original model
   must be one a retrain would make, within the calibrated noise floor.
@@ -24,6 +25,7 @@ the calibrated distribution instead of this request's own retrains.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from datetime import datetime, timezone
@@ -234,12 +236,17 @@ def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration
     def shifted(value: float | None, base: float | None) -> float | None:
         return None if value is None or base is None else value - base
 
-    def check(rule: Rule, value: float | None, dist: Distribution, tolerance: float) -> Check:
+    def check(rule: Rule, value: float | None, dist: Distribution, tolerance: float, se: float | None = None) -> Check:
         level = Level(t.alpha, len(CALIBRATED_RULES), rule.direction == "two-sided")
-        return judge_check(rule, value, dist.values, tolerance, SETTLE, level)
+        return judge_check(rule, value, dist.values, tolerance, SETTLE, level, se)
 
+    # The confidence AUC compares forgotten with unseen images inside one model, so a whole-model shift
+    # cancels and its noise is the images' (DeLong): this request's, and the calibration's mean over its
+    # proxies' forget sets (its retrains of one proxy share their images).
+    auc_se = unlearned.forget_auc_se
+    image_se = None if auc_se is None else auc_se * math.sqrt(1 + 1 / cal.proxies)
     checks: list[Check] = [
-        check(CONFIDENCE, unlearned.forget_auc, cal.forget_auc, t.forget_auc_tolerance),
+        check(CONFIDENCE, unlearned.forget_auc, cal.forget_auc, t.forget_auc_tolerance, image_se),
         check(MEMBERSHIP, unlearned.mia.forget_non_member_rate, cal.mia, t.mia_tolerance),
         check(
             QUALITY, shifted(unlearned.test.accuracy, original.test.accuracy), cal.test_accuracy_shift,

@@ -309,3 +309,5 @@ def test_calibrate_then_unlearn_with_the_calibrated_baseline_trains_no_retrain(
     assert all(c["name"].endswith("(calibrated)") for c in rep["verdict"]["checks"]), rep["verdict"]
     assert {"pass": 0, "fail": 3, "inconclusive": 4}[rep["verdict"]["status"]] == res.exit_code
     assert rep["thresholds"]["forget_auc_tolerance"] == 0.2
+    confidence = next(c for c in rep["verdict"]["checks"] if c["name"] == "forget confidence (calibrated)")
+    assert confidence["noise_basis"] == "images" and confidence["sample_se"] > 0  # DeLong, not the 2 retrains

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medforget.evaluation.metrics import forget_auc, forget_auc_se
 from medforget.verify.noise import Level, per_sample_se
 from medforget.verify.verdict import Rule, judge_check, verdict_of
 
@@ -94,3 +95,20 @@ def test_image_margin_fits_checks_whose_whole_model_shifts_cancel() -> None:
         acc_se.append(per_sample_se(tests[0], tests[1:], np.full(n_t, 1 / n_t)))
     assert np.mean(gap_se) == pytest.approx(np.std(gap_diffs), rel=0.15)
     assert np.mean(acc_se) < 0.7 * np.std(acc_diffs)
+
+
+def test_forget_auc_standard_error_matches_the_spread_over_drawn_images() -> None:
+    """The calibrated confidence check's margin: DeLong's standard error of the class-matched forget-vs-unseen
+    AUC, averaged over draws, is the AUC's real spread when other images are drawn (and it is no constant: a
+    request half the size has a wider one)."""
+    rng = np.random.default_rng(2)
+
+    def draw(n_f: int, n_t: int) -> tuple[float, float]:
+        yf, yt = rng.integers(0, 2, n_f), rng.integers(0, 2, n_t)
+        phi_f, phi_t = rng.normal(0.3, 1, n_f) + yf, rng.normal(0, 1, n_t) + yt  # remembered a little
+        return forget_auc(phi_f, yf, phi_t, yt), forget_auc_se(phi_f, yf, phi_t, yt)
+
+    full = np.array([draw(110, 156) for _ in range(1500)])
+    half = np.array([draw(55, 156) for _ in range(300)])
+    assert full[:, 1].mean() == pytest.approx(full[:, 0].std(), rel=0.1)
+    assert half[:, 1].mean() > 1.25 * full[:, 1].mean()

@@ -17,6 +17,7 @@ from medforget.evaluation.metrics import (
     SetMetrics,
     auroc,
     forget_auc,
+    forget_auc_se,
     logit_confidence,
     matched_weights,
     set_metrics,
@@ -61,6 +62,9 @@ class ModelEval(BaseModel):
         None, description="The disease-logit offset that reaches the target validation sensitivity"
     )
     at_operating_point: OperatingMetrics | None = Field(None, description="Test results at that operating point")
+    forget_auc_se: float | None = Field(
+        None, description="Standard error of forget_auc from its images (DeLong), for the retrain-free verdict"
+    )
     forget_auc: float | None = Field(
         None,
         description="P(a forget image is more confident than an unseen test image of its class), weighted to the "
@@ -173,6 +177,7 @@ def evaluate_logits(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx
     op, at_op = _at_operating_point(logits, sets, ctx)
     bias = torch.as_tensor(refit.bias, dtype=torch.float32)
     phi = {k: logit_confidence(logits[k] + bias, sets[k].labels) for k in ("forget", "test")}
+    auc_args = (phi["forget"], sets["forget"].labels.numpy(), phi["test"], sets["test"].labels.numpy())
     outcomes = {k: SampleOutcomes.from_logits(logits[k], s.labels) for k, s in sets.items()}
     for k in ("forget", "test"):  # what the forget-accuracy check counts, image by image
         outcomes[f"{k}@refit"] = SampleOutcomes.from_logits(logits[k] + bias, sets[k].labels)
@@ -186,7 +191,8 @@ def evaluate_logits(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx
         refit=refit,
         operating_point=op,
         at_operating_point=at_op,
-        forget_auc=forget_auc(phi["forget"], sets["forget"].labels.numpy(), phi["test"], sets["test"].labels.numpy()),
+        forget_auc=forget_auc(*auc_args),
+        forget_auc_se=forget_auc_se(*auc_args),
     )
     return result.keep_outcomes(outcomes, phi)
 

@@ -192,6 +192,37 @@ def forget_auc(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndar
     return weighted / total if total else None
 
 
+def _placements(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each value of ``a``: the share of ``b`` below it, ties counting half (sorted search, no n x m matrix)."""
+    ranked = np.sort(b)
+    below = np.searchsorted(ranked, a, side="left")
+    ties = np.searchsorted(ranked, a, side="right") - below
+    return (below + 0.5 * ties) / len(b)
+
+
+def _mean_var(x: np.ndarray) -> float:
+    """Variance of the mean of ``x`` (0 for fewer than two values)."""
+    return float(x.var(ddof=1) / len(x)) if len(x) > 1 else 0.0
+
+
+def forget_auc_se(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndarray) -> float | None:
+    """Standard error of :func:`forget_auc` from its images (DeLong's placement values, class by class).
+
+    Within one model the forgotten and the unseen images are compared with each other, so a shift of the
+    whole model cancels and what varies is which images were drawn: DeLong's variance of each class's AUC,
+    ``var(V10)/n_forget + var(V01)/n_unseen``, summed with the squared class weights. None as for the AUC.
+    """
+    total, var = 0.0, 0.0
+    for c in np.unique(yf):
+        f, t = phi_f[yf == c], phi_t[yt == c]
+        if len(f) and len(t):
+            w = len(f) / len(phi_f)
+            v10, v01 = _placements(f, t), 1.0 - _placements(t, f)
+            var += w**2 * (_mean_var(v10) + _mean_var(v01))
+            total += w
+    return float(np.sqrt(var)) / total if total else None
+
+
 def auroc(logits: torch.Tensor, labels: torch.Tensor, positive: Sequence[int]) -> float | None:
     """Threshold-free: how well the disease probability ranks disease cases above the rest (None if one is absent)."""
     from sklearn.metrics import roc_auc_score
