@@ -13,11 +13,15 @@ for each K of ``--k``:
   retrains (the two should agree; see ``medforget.verify.noise``);
 * **agreement** (``--study DIR --calibration DATASET:DESIGN=FILE ...``): for every run of an
   ``unlearn_bench.py`` study, the verdict without retraining (``medforget calibrate``'s, from the run's
-  recorded evaluations of the unlearned and original models) against its K-retrain verdict.
+  recorded evaluations of the unlearned and original models) against its K-retrain verdict. With
+  ``DATASET:DESIGN=pool`` the calibration of a run's request is computed by the library's
+  :func:`~medforget.calibrate.calibrate` from the *other* request seeds of ``--request-seeds`` as
+  proxies (leave one request out, 3 retrains each, all from the cache): the default calibration's size
+  (2 proxies x 3 retrains), and never calibrated on the request it judges.
 
     python benchmarks/verdict_calibration.py --cells breastmnist:random20 breastmnist:disease-heavy20 \\
         --request-seeds 0 1 2 --pool 5 --k 3 4 --study runs/bench \\
-        --calibration breastmnist:random20=cal-random20.json breastmnist:disease-heavy20=cal-dh20.json
+        --calibration breastmnist:random20=cal-random20.json breastmnist:disease-heavy20=pool
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from _results import append, markdown_table
 from bench_designs import DESIGNS, RECIPES, original_model
 
 from medforget.baseline import retrain_distribution, retrain_seeds
-from medforget.calibrate import Calibration, context, judge_calibrated, read_calibration
+from medforget.calibrate import Calibration, calibrate, context, judge_calibrated, read_calibration
 from medforget.config import Thresholds, TrainConfig
 from medforget.data import load_dataset
 from medforget.evaluation import MEMO, ModelEval
@@ -102,12 +106,37 @@ def noise_basis(evals: list[ModelEval], task: Task, t: Thresholds) -> dict[str, 
     }
 
 
-def agreement(study: Path, calibrations: dict[tuple[str, str], Calibration]) -> tuple[list[list[object]], str]:
+def pool_calibration(dataset_name: str, design: str, seeds: list[int]) -> Calibration:
+    """The calibration ``medforget calibrate`` would write with the requests of ``seeds`` as its proxies."""
+    ds = load_dataset(dataset_name, 28)
+    ck = original_model(ds, TrainConfig(**RECIPES[dataset_name]), torch.device("cpu"))
+    d = DESIGNS[design]
+    tasks = [
+        open_task(ck, design_request(ds, d["design"], d["fraction"], s), device="cpu", allow_class_removal=True)
+        for s in seeds
+    ]
+    return calibrate(tasks, d["design"], d["fraction"], retrains_per_proxy=3, workers=1)
+
+
+def calibrations_from(items: list[str], seeds: list[int]) -> dict[tuple[str, str, int], Calibration]:
+    """``DATASET:DESIGN=FILE`` (one calibration for every request) or ``=pool`` (leave one request out)."""
+    cals = {}
+    for item in items:
+        cell, source = item.split("=", 1)
+        name, design = cell.split(":")
+        for seed in seeds:
+            others = [s for s in seeds if s != seed]
+            cal = pool_calibration(name, design, others) if source == "pool" else read_calibration(Path(source))
+            cals[(name, design, seed)] = cal
+    return cals
+
+
+def agreement(study: Path, calibrations: dict[tuple[str, str, int], Calibration]) -> tuple[list[list[object]], str]:
     """Calibrated vs K-retrain verdicts over a study's runs, per dataset and design."""
     cells: dict[tuple[str, str], Counter] = {}
     for path in sorted((study / "runs").rglob("*.json")):
         rec = json.loads(path.read_text())
-        cal = calibrations.get((rec["dataset"], rec["forget"]))
+        cal = calibrations.get((rec["dataset"], rec["forget"], rec["seed"]))
         rep = rec["report"]
         if cal is None or rep["unlearned"].get("forget_auc") is None:
             continue
@@ -172,7 +201,9 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=5, help="M retrains per request (each judged against K others)")
     ap.add_argument("--k", nargs="+", type=int, default=[3], help="K retrains each verdict compares with")
     ap.add_argument("--study", type=Path, help="an unlearn_bench study folder, for the calibrated agreement")
-    ap.add_argument("--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE written by medforget calibrate")
+    ap.add_argument(
+        "--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE (medforget calibrate's) or =pool (see above)"
+    )
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     results = {}
@@ -190,10 +221,7 @@ def main() -> None:
         f"Exact retrains that failed: {failed}."
     )
     if args.study:
-        cals = {}
-        for item in args.calibration:
-            cell, file = item.split("=", 1)
-            cals[tuple(cell.split(":"))] = read_calibration(Path(file))
+        cals = calibrations_from(args.calibration, args.request_seeds)
         agree_rows, agree_summary = agreement(args.study, cals)
         text += "\n\nCalibrated verdict vs K-retrain verdict (target >= 80% agreement):\n\n"
         text += markdown_table(["dataset", "design", "runs", "agree", "share", "K-retrain -> calibrated"], agree_rows)

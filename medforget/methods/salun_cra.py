@@ -58,6 +58,7 @@ V1 = {
     "stop": "accuracy",
     "check_every": 3,
     "check_samples": 256,
+    "lr": 2e-4,
 }
 
 
