@@ -15,12 +15,12 @@ for each K of ``--k``:
   ``unlearn_bench.py`` study, the verdict without retraining (``medforget calibrate``'s, from the run's
   recorded evaluations of the unlearned and original models) against its K-retrain verdict. With
   ``DATASET:DESIGN=pool`` the calibration of a run's request is computed by the library's
-  :func:`~medforget.calibrate.calibrate` from the *other* request seeds of ``--request-seeds`` as
+  :func:`~medforget.calibrate.calibrate` from the *other* request seeds of ``--study-seeds`` as
   proxies (leave one request out, 3 retrains each, all from the cache): the default calibration's size
   (2 proxies x 3 retrains), and never calibrated on the request it judges.
 
     python benchmarks/verdict_calibration.py --cells breastmnist:random20 breastmnist:disease-heavy20 \\
-        --request-seeds 0 1 2 --pool 5 --k 3 4 --study runs/bench \\
+        --request-seeds 0 --pool 5 --k 3 4 --study runs/bench \\
         --calibration breastmnist:random20=cal-random20.json breastmnist:disease-heavy20=pool
 """
 
@@ -201,6 +201,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=5, help="M retrains per request (each judged against K others)")
     ap.add_argument("--k", nargs="+", type=int, default=[3], help="K retrains each verdict compares with")
     ap.add_argument("--study", type=Path, help="an unlearn_bench study folder, for the calibrated agreement")
+    ap.add_argument("--study-seeds", nargs="+", type=int, default=[0, 1, 2], help="the study's request seeds")
     ap.add_argument(
         "--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE (medforget calibrate's) or =pool (see above)"
     )
@@ -221,7 +222,7 @@ def main() -> None:
         f"Exact retrains that failed: {failed}."
     )
     if args.study:
-        cals = calibrations_from(args.calibration, args.request_seeds)
+        cals = calibrations_from(args.calibration, args.study_seeds)
         agree_rows, agree_summary = agreement(args.study, cals)
         text += "\n\nCalibrated verdict vs K-retrain verdict (target >= 80% agreement):\n\n"
         text += markdown_table(["dataset", "design", "runs", "agree", "share", "K-retrain -> calibrated"], agree_rows)
