@@ -16,7 +16,10 @@ unlearned and the original model alone (:func:`judge_calibrated`):
   shift of the whole model moves forgotten and unseen images alike;
 * **membership inference**: the attack's non-member rate on the forgotten images, as for a retrain;
 * **test accuracy, AUROC, missed disease at the operating point**: the change from the original model
-  must be one a retrain would make, within the calibrated noise floor.
+  must be one a retrain would make, within the calibrated noise floor. A request is not one of the
+  proxies: which patients leave moves these numbers as much as the retrain's seed, so their margin is
+  where a retrain of *another* request lands (:func:`~medforget.verify.noise.requests_margin`: the
+  spread between the proxies and within them; with 2 proxies it is wide unless they agree).
 
 Each check is the same equivalence test as the full verdict (:mod:`medforget.verify.verdict`), against
 the calibrated distribution instead of this request's own retrains.
@@ -238,7 +241,9 @@ def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration
 
     def check(rule: Rule, value: float | None, dist: Distribution, tolerance: float, se: float | None = None) -> Check:
         level = Level(t.alpha, len(CALIBRATED_RULES), rule.direction == "two-sided")
-        return judge_check(rule, value, dist.values, tolerance, SETTLE, level, se)
+        return judge_check(
+            rule, value, dist.values, tolerance, SETTLE, level, sample_se=se, per_request=cal.retrains_per_proxy
+        )
 
     # The confidence AUC compares forgotten with unseen images inside one model, so a whole-model shift
     # cancels and its noise is the images' (DeLong): this request's, and the calibration's mean over its

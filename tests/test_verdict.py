@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medforget.evaluation.metrics import forget_auc, forget_auc_se
-from medforget.verify.noise import Level, per_sample_se
+from medforget.verify.noise import Level, between_margin, per_sample_se, requests_margin
 from medforget.verify.verdict import Rule, judge_check, verdict_of
 
 TWO = Rule("forget", "d", "m", "two-sided")
@@ -112,3 +112,27 @@ def test_forget_auc_standard_error_matches_the_spread_over_drawn_images() -> Non
     half = np.array([draw(55, 156) for _ in range(300)])
     assert full[:, 1].mean() == pytest.approx(full[:, 0].std(), rel=0.1)
     assert half[:, 1].mean() > 1.25 * full[:, 1].mean()
+
+
+def test_calibrated_margin_covers_another_requests_retrain() -> None:
+    """The calibrated verdict judges a request that is not one of its proxies. Simulated proxies (2 requests x 3
+    retrains): when requests differ (which patients left moves the metric), the retrains' spread alone misses a new
+    request's retrain far more often than its level allows; the random-effects margin covers it nearly as
+    promised, and when requests do not differ it is no wider than needed."""
+    rng = np.random.default_rng(3)
+    level = Level(0.05, 1, two_sided=True)
+
+    def coverage(request_sd: float, trials: int = 2000) -> tuple[float, float]:
+        grouped = flat = 0
+        for _ in range(trials):
+            values = (rng.normal(0, request_sd, (2, 1)) + rng.normal(0, 1, (2, 3))).ravel()
+            new = rng.normal(0, request_sd) + rng.normal(0, 1)
+            grouped += abs(new - values.mean()) <= requests_margin(values, 3, level)
+            flat += abs(new - values.mean()) <= between_margin(values, level)
+        return grouped / trials, flat / trials
+
+    grouped, flat = coverage(2.0)
+    assert grouped > flat + 0.05 and grouped > 0.87
+    grouped, _ = coverage(0.0)
+    assert 0.93 < grouped < 0.985
+    assert requests_margin([0.1, 0.2, 0.3, 0.4], 3, level) is None  # not 2 requests x 3 retrains: cannot group

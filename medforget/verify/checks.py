@@ -84,7 +84,7 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
 
     def check(rule: Rule, get: Getter, tolerance: float, settle: str, se: float | None = None) -> Check:
         level = Level(t.alpha, N_CHECKS, rule.direction == "two-sided")
-        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle, level, se)
+        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle, level, sample_se=se)
 
     op_fnr: Getter = lambda e: e.at_operating_point.fnr if e.at_operating_point else None  # noqa: E731
     checks = [
@@ -138,7 +138,7 @@ def _evidence_check(evidence: SampleEvidence | None, t: Thresholds, k: int) -> C
         t.evidence_tolerance,
         _settle(k),
         level,
-        evidence.sample_se,
+        sample_se=evidence.sample_se,
     )
 
 

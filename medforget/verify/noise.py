@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-Basis = Literal["retrains", "images"]
+Basis = Literal["retrains", "images", "requests"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,33 @@ def between_margin(values: Sequence[float], level: Level) -> float | None:
     return float(student_t.ppf(level.p, k - 1) * sd * math.sqrt(1 + 1 / k))
 
 
+def requests_margin(values: Sequence[float], per_request: int, level: Level) -> float | None:
+    """Where a retrain of *another* request lands around values grouped by request (the calibrated verdict).
+
+    ``values`` are P requests x R retrains, request by request. A new request differs from the P measured
+    ones (which patients left moves test accuracy and missed disease) as well as by its retrain's seed, so
+    this is the one-way random-effects prediction margin: with ``S_B^2`` the variance of the P request
+    means and ``S_W^2`` the pooled variance within requests, ``var = S_B^2 (1 + 1/P) + S_W^2 (1 - 1/R)``,
+    with Satterthwaite's degrees of freedom. With 2 requests the between-request part rests on one degree
+    of freedom, so it is wide unless the requests agree.
+
+    Returns:
+        The margin, or None when the values cannot be grouped so (fewer than 2 requests or 2 retrains each,
+        or a value missing).
+    """
+    if per_request < 2 or len(values) < 2 * per_request or len(values) % per_request:
+        return None
+    v = np.asarray(values, dtype=float).reshape(-1, per_request)
+    p, r = v.shape
+    between = float(np.var(v.mean(1), ddof=1)) * (1 + 1 / p)
+    within = float(np.mean(np.var(v, axis=1, ddof=1))) * (1 - 1 / r)
+    total = between + within
+    if total == 0:
+        return 0.0
+    df = total**2 / (between**2 / (p - 1) + within**2 / (p * (r - 1)))
+    return float(student_t.ppf(level.p, df) * math.sqrt(total))
+
+
 def per_sample_se(candidate: np.ndarray, retrains: np.ndarray, weights: np.ndarray) -> float:
     """Standard error of ``sum_i w_i (candidate_i - mean_k retrains_ki)`` from the image-by-image differences.
 
@@ -76,7 +103,9 @@ def per_sample_se(candidate: np.ndarray, retrains: np.ndarray, weights: np.ndarr
     return float(np.sqrt(np.sum((weights * diff) ** 2)))
 
 
-def noise_margin(values: Sequence[float], level: Level, sample_se: float | None = None) -> tuple[float | None, Basis]:
+def noise_margin(
+    values: Sequence[float], level: Level, sample_se: float | None = None, per_request: int | None = None
+) -> tuple[float | None, Basis]:
     """The check's noise margin and what it rests on (see the module docstring).
 
     Args:
@@ -84,6 +113,8 @@ def noise_margin(values: Sequence[float], level: Level, sample_se: float | None 
         level: the check's confidence level.
         sample_se: for a check on images with whole-model shifts subtracted, the per-image standard error of the
             difference; None for a check judged against the spread between retrains.
+        per_request: retrains per request when ``values`` come from several requests (a calibration): the
+            margin is then :func:`requests_margin` (the retrains' spread alone if they cannot be grouped).
 
     Returns:
         The margin (None with fewer than 2 retrains: the noise cannot be measured) and its basis.
@@ -92,7 +123,10 @@ def noise_margin(values: Sequence[float], level: Level, sample_se: float | None 
         return None, "retrains"
     if sample_se is not None:
         return float(norm.ppf(level.p)) * sample_se, "images"
+    grouped = requests_margin(values, per_request, level) if per_request else None
+    if grouped is not None:
+        return grouped, "requests"
     return between_margin(values, level), "retrains"
 
 
-__all__ = ["Basis", "Level", "between_margin", "noise_margin", "per_sample_se"]
+__all__ = ["Basis", "Level", "between_margin", "noise_margin", "per_sample_se", "requests_margin"]

@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from medforget.verify.noise import Level, noise_margin
+from medforget.verify.noise import Basis, Level, noise_margin
 
 Direction = Literal["two-sided", "higher-is-worse", "lower-is-worse"]
 CheckStatus = Literal["pass", "fail", "inconclusive", "unknown"]
@@ -61,8 +61,10 @@ class Check(BaseModel):
         description="Where one more exact retrain could land by chance: t(K-1, p) * retrain SD * sqrt(1 + 1/K), "
         "or z(p) * the per-image standard error of the difference (None with fewer than 2 retrains)"
     )
-    noise_basis: Literal["retrains", "images"] = Field(
-        "retrains", description="What the margin rests on: the spread between retrains, or per-image differences"
+    noise_basis: Basis = Field(
+        "retrains",
+        description="What the margin rests on: the spread between retrains, per-image differences, or (calibrated "
+        "verdict) the spread between the calibration's requests and their retrains",
     )
     sample_se: float | None = Field(
         None, description="Per-image standard error of the difference (checks on images only)"
@@ -131,14 +133,16 @@ def _status(rule: Rule, size: float, tolerance: float, margin: float | None, set
     }
 
 
-def judge_check(
+def judge_check(  # noqa: PLR0913 -- the two noise options are keyword-only, each for one kind of check
     rule: Rule,
     unlearned: float | None,
     retrains: Sequence[float | None],
     tolerance: float,
     settle: str,
     level: Level,
+    *,
     sample_se: float | None = None,
+    per_request: int | None = None,
 ) -> Check:
     """One equivalence test (see the module docstring for the rule).
 
@@ -151,6 +155,7 @@ def judge_check(
         level: the check's share of the verdict's alpha (its quantile).
         sample_se: the per-image standard error of the difference, for a check whose whole-model shifts cancel
             (its margin then rests on the images, not on the K retrains).
+        per_request: retrains per request, when ``retrains`` hold several requests' retrains (a calibration).
 
     Returns:
         The check with its status and a one-sentence reason.
@@ -174,7 +179,7 @@ def judge_check(
         )
     mean = float(np.mean(values))
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    margin, basis = noise_margin(values, level, sample_se)
+    margin, basis = noise_margin(values, level, sample_se, per_request)
     diff = _harm(rule, unlearned, mean)
     size = abs(diff) if rule.direction == "two-sided" else diff
     return Check(
