@@ -19,10 +19,10 @@ the original model's unseen validation samples of the same class, as the logit-s
   classes, the confidence is taken against the *other disease classes* only, so any spread stays inside
   the disease classes.
 * ``uniform`` (v1's disease target, an ablation): maximum entropy among the disease classes (in a binary
-  task with the healthy class too: a coin flip). On BreastMNIST it is failed less often than ``quantile``
-  on malignant-heavy requests, but it trains many withdrawn malignant cases past the decision boundary (45%
-  against 24% of unseen lesions in ``tests/test_methods.py``): what CRA exists not to do, so it is not the
-  default.
+  task with the healthy class too: a coin flip). On BreastMNIST's malignant-heavy requests it leaves the
+  withdrawn malignant cases better recognised than a retrain does (missed 14-20% against the retrains'
+  22-39%; ``quantile``: 20-34%; ``unlearned_forget_fnr`` in ``docs/results/unlearn-bench-k3/results.csv``), so
+  it is not the default.
 * ``hinge`` targets (v2's first form): down to the class's median unseen confidence and never below; it
   never produces the misclassifications a retrain makes, so it under-forgets. ``heldout``: cross-entropy to
   the original's average prediction on unseen samples of the class.
