@@ -241,9 +241,9 @@ def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration
 
     def check(rule: Rule, value: float | None, dist: Distribution, tolerance: float, se: float | None = None) -> Check:
         level = Level(t.alpha, len(CALIBRATED_RULES), rule.direction == "two-sided")
-        return judge_check(
-            rule, value, dist.values, tolerance, SETTLE, level, sample_se=se, per_request=cal.retrains_per_proxy
-        )
+        complete = len(dist.values) == cal.proxies * cal.retrains_per_proxy  # else the values cannot be grouped
+        per_request = cal.retrains_per_proxy if complete else None
+        return judge_check(rule, value, dist.values, tolerance, SETTLE, level, sample_se=se, per_request=per_request)
 
     # The confidence AUC compares forgotten with unseen images inside one model, so a whole-model shift
     # cancels and its noise is the images' (DeLong): this request's, and the calibration's mean over its

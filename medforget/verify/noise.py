@@ -18,6 +18,10 @@ is how far it could be, at a stated confidence, estimated one of two ways:
   quantile). On BreastMNIST pools of 5 retrains it matched the spread of the same difference between
   retrains (``benchmarks/verdict_calibration.py`` prints both).
 
+The retrain-free verdict (:mod:`medforget.calibrate`) has a third basis, **requests**: its values come from
+a few proxy requests x a few retrains each, and the request it judges is none of them, so its margin is
+where a retrain of another request lands (:func:`requests_margin`).
+
 **The confidence level is set for the whole verdict.** A verdict fails when any of its checks fails,
 so six checks at 95% each would fail an exact retrain about one time in four. The verdict's chance of
 failing exact unlearning is held at ``alpha`` (5%) by giving each of the m checks ``alpha / m``

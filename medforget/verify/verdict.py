@@ -59,7 +59,8 @@ class Check(BaseModel):
     tolerance: float = Field(description="Largest difference agreed to be clinically irrelevant")
     noise_margin: float | None = Field(
         description="Where one more exact retrain could land by chance: t(K-1, p) * retrain SD * sqrt(1 + 1/K), "
-        "or z(p) * the per-image standard error of the difference (None with fewer than 2 retrains)"
+        "or z(p) * the per-image standard error of the difference, or (calibrated verdict) the random-effects "
+        "margin over the proxies (None with fewer than 2 retrains)"
     )
     noise_basis: Basis = Field(
         "retrains",
