@@ -11,7 +11,7 @@ import torch
 from medforget.checkpoint import load_checkpoint
 from medforget.methods import UnlearnTask, get_method, list_methods
 from medforget.methods._loop import PROBE_SEED_OFFSET, random_labels, random_wrong_labels, stratified_probe
-from medforget.methods.salun import retain_class_weights, saliency_mask
+from medforget.methods.salun import retain_class_weights, saliency
 from medforget.request import design_request, resolve
 
 CPU = torch.device("cpu")
@@ -68,7 +68,7 @@ def test_retrain_never_sees_a_forget_sample(base, breast, monkeypatch: pytest.Mo
 
 def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
     task = make_task(base, breast)
-    mask = saliency_mask(make_task(base, breast), 0.3)
+    mask = saliency(make_task(base, breast), 0.3).mask
     before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
     p = get_method("salun").parse_params(
         {"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "stop": "none"}

@@ -97,11 +97,6 @@ def saliency(task: UnlearnTask, fraction: float, batch_size: int = 128) -> Salie
     return Saliency(mask, torch.cat(logits) if logits else torch.empty(0, 0))
 
 
-def saliency_mask(task: UnlearnTask, fraction: float, batch_size: int = 128) -> dict[str, torch.Tensor]:
-    """The mask of :func:`saliency` alone."""
-    return saliency(task, fraction, batch_size).mask
-
-
 def masked_loop(
     task: UnlearnTask,
     p: Params,
