@@ -16,8 +16,8 @@ for each K of ``--k``:
   recorded evaluations of the unlearned and original models) against its K-retrain verdict. With
   ``DATASET:DESIGN=pool`` the calibration of a run's request is computed by the library's
   :func:`~medforget.calibrate.calibrate` from the *other* request seeds of ``--study-seeds`` as
-  proxies (leave one request out, 3 retrains each, all from the cache): the default calibration's size
-  (2 proxies x 3 retrains), and never calibrated on the request it judges.
+  proxies (leave one request out, 3 retrains each, all from the cache), or from the other requests of
+  ``--proxy-seeds`` (requests calibrated on but not in the study), never on the request it judges.
 
     python benchmarks/verdict_calibration.py --cells breastmnist:random20 breastmnist:disease-heavy20 \\
         --request-seeds 0 --pool 5 --k 3 4 --study runs/bench \\
@@ -118,14 +118,20 @@ def pool_calibration(dataset_name: str, design: str, seeds: list[int]) -> Calibr
     return calibrate(tasks, d["design"], d["fraction"], retrains_per_proxy=3, workers=1)
 
 
-def calibrations_from(items: list[str], seeds: list[int]) -> dict[tuple[str, str, int], Calibration]:
-    """``DATASET:DESIGN=FILE`` (one calibration for every request) or ``=pool`` (leave one request out)."""
+def calibrations_from(
+    items: list[str], seeds: list[int], proxy_seeds: list[int] | None = None
+) -> dict[tuple[str, str, int], Calibration]:
+    """``DATASET:DESIGN=FILE`` (one calibration for every request) or ``=pool`` (leave one request out).
+
+    With ``=pool`` the request of each of ``seeds`` is calibrated on the other requests of ``proxy_seeds``
+    (default: ``seeds``), each with 3 cached retrains.
+    """
     cals = {}
     for item in items:
         cell, source = item.split("=", 1)
         name, design = cell.split(":")
         for seed in seeds:
-            others = [s for s in seeds if s != seed]
+            others = [s for s in (proxy_seeds or seeds) if s != seed]
             cal = pool_calibration(name, design, others) if source == "pool" else read_calibration(Path(source))
             cals[(name, design, seed)] = cal
     return cals
@@ -196,12 +202,24 @@ def _noise_table(results: dict[tuple[str, str, int], dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cells", nargs="+", default=["breastmnist:random20", "breastmnist:disease-heavy20"])
+    ap.add_argument(
+        "--cells",
+        nargs="*",
+        default=["breastmnist:random20", "breastmnist:disease-heavy20"],
+        help="DATASET:DESIGN cells for specificity and power (none: only the agreement of --study)",
+    )
     ap.add_argument("--request-seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--pool", type=int, default=5, help="M retrains per request (each judged against K others)")
     ap.add_argument("--k", nargs="+", type=int, default=[3], help="K retrains each verdict compares with")
     ap.add_argument("--study", type=Path, help="an unlearn_bench study folder, for the calibrated agreement")
     ap.add_argument("--study-seeds", nargs="+", type=int, default=[0, 1, 2], help="the study's request seeds")
+    ap.add_argument(
+        "--proxy-seeds",
+        nargs="+",
+        type=int,
+        help="requests a =pool calibration draws its proxies from (default: "
+        "--study-seeds; each run's own request is left out)",
+    )
     ap.add_argument(
         "--calibration", nargs="*", default=[], help="DATASET:DESIGN=FILE (medforget calibrate's) or =pool (see above)"
     )
@@ -213,20 +231,24 @@ def main() -> None:
         for seed in args.request_seeds:
             results[(name, design, seed)] = one_request(name, design, seed, args.pool, args.k)
             print(f"{name} {design} request {seed}: done", flush=True)
-    table, failed = _tables(results, args.k)
-    text = table + "\n\nNoise of the image-based checks (each retrain of the pool against the others):\n\n"
-    text += _noise_table(results)
-    notes = (
-        f"Pool of {args.pool} retrains per request (seeds recipe+1 ... recipe+{args.pool}); each retrain judged "
-        f"against every set of K others, the original against every set of K. Default tolerances, alpha 0.05. "
-        f"Exact retrains that failed: {failed}."
-    )
+    text, notes = "", ""
+    if results:
+        table, failed = _tables(results, args.k)
+        text = table + "\n\nNoise of the image-based checks (each retrain of the pool against the others):\n\n"
+        text += _noise_table(results)
+        notes = (
+            f"Pool of {args.pool} retrains per request (seeds recipe+1 ... recipe+{args.pool}); each retrain judged "
+            f"against every set of K others, the original against every set of K. Default tolerances, alpha 0.05. "
+            f"Exact retrains that failed: {failed}."
+        )
     if args.study:
-        cals = calibrations_from(args.calibration, args.study_seeds)
+        cals = calibrations_from(args.calibration, args.study_seeds, args.proxy_seeds)
         agree_rows, agree_summary = agreement(args.study, cals)
         text += "\n\nCalibrated verdict vs K-retrain verdict (target >= 80% agreement):\n\n"
         text += markdown_table(["dataset", "design", "runs", "agree", "share", "K-retrain -> calibrated"], agree_rows)
-        notes += f" {agree_summary}."
+        proxies = args.proxy_seeds or args.study_seeds
+        used = ", ".join(args.calibration)
+        notes += f" Calibrations: {used} (proxy requests {proxies}, a run's own left out). {agree_summary}."
     if args.no_record:
         print(text)
         print(notes)

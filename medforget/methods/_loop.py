@@ -23,6 +23,7 @@ leaves them in, and stops once two consecutive checks say so:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Literal
@@ -185,6 +186,23 @@ def _trainable(model: nn.Module, freeze_output_bias: bool) -> list[nn.Parameter]
     return [p for p in model.parameters() if not (freeze_output_bias and p is last.bias)]
 
 
+class _Anchor:
+    """The original model, frozen, run on each training batch: the retain samples' logits are kept near its own.
+
+    It runs in training mode like the model, so both normalise the batch with the same batch statistics (its
+    own running statistics drift, which nothing reads).
+    """
+
+    def __init__(self, model: nn.Module, weight: float) -> None:
+        self.reference = copy.deepcopy(model).train().requires_grad_(False)
+        self.weight = weight
+
+    def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int) -> torch.Tensor:
+        with torch.no_grad():
+            ref = self.reference(x)[n_forget:]
+        return self.weight * ((logits[n_forget:] - ref) ** 2).sum() / len(x)
+
+
 def _sizes(n_f: int, n_r: int, p: PairedParams) -> tuple[int, int, int]:
     """Forget and retain samples per step, and steps per epoch."""
     if p.retain_per_epoch == "all":
@@ -202,6 +220,7 @@ def forget_retain_loop(
     forget_labels: torch.Tensor | None = None,
     after_step: Callable[[], None] | None = None,
     description: str = "unlearn",
+    retain_anchor: float = 0.0,
 ) -> nn.Module:
     """Optimise ``objective`` over forget batches paired with fresh retain samples, until the stop rule says done.
 
@@ -212,6 +231,9 @@ def forget_retain_loop(
         forget_labels: labels to train the forget samples toward (default: their own).
         after_step: run after every optimizer step (e.g. SalUn's mask enforcement).
         description: the progress task's name.
+        retain_anchor: weight of a term keeping the retain samples' logits at the original model's on the same
+            batch (squared distance; 0: none). A retain sample the model is sure of gives cross-entropy no
+            gradient, so without it nothing resists a forget term that pulls retained data down too.
 
     Returns:
         The model, in eval mode.
@@ -228,6 +250,7 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
+    anchor = _Anchor(model, retain_anchor) if retain_anchor > 0 else None
     step = 0
     model.train()
     with progress.track(description, p.epochs * steps) as job:
@@ -241,6 +264,8 @@ def forget_retain_loop(
                 with compute_clock.running(dev):
                     logits = model(x)
                     loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
+                    if anchor is not None:
+                        loss = loss + anchor.loss(x, logits, len(fr))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

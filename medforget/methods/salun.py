@@ -104,6 +104,7 @@ def masked_loop(
     forget_labels: torch.Tensor | None,
     name: str,
     found: Saliency | None = None,
+    retain_anchor: float = 0.0,
 ) -> nn.Module:
     """Run ``forget_retain_loop`` with updates confined to the saliency mask (``found``, or computed now)."""
     mask = (found or saliency(task, p.mask_fraction)).mask
@@ -117,7 +118,9 @@ def masked_loop(
             named[n].copy_(torch.where(m, named[n], frozen[n]))
 
     try:
-        return forget_retain_loop(task, p, objective, forget_labels=forget_labels, after_step=restore, description=name)
+        return forget_retain_loop(
+            task, p, objective, forget_labels, after_step=restore, description=name, retain_anchor=retain_anchor
+        )
     finally:
         for h in hooks:
             h.remove()
