@@ -192,7 +192,9 @@ def finetune_run(breast_ckpt: Path, breast, tmp_path_factory: pytest.TempPathFac
         return real_predict(model, split, device, *args, **kwargs)
 
     monkeypatch_module.setattr(evaluate_mod, "predict", counting_predict)
-    monkeypatch_module.setattr("medforget.verification.MEMO", EvalMemo())  # evaluate every model in this run
+    memo = EvalMemo()  # evaluate every model in this run, whatever earlier tests in this process evaluated
+    for module in ("medforget.verification", "medforget.recalibrate", "medforget.calibrate"):
+        monkeypatch_module.setattr(f"{module}.MEMO", memo)
     paths = {
         "out": folder / "ft.safetensors",
         "report": folder / "ft.report.json",
