@@ -225,6 +225,8 @@ def main() -> None:
     )
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
+    if not args.cells and not args.study:
+        ap.error("nothing to measure: give --cells, --study, or both")
     results = {}
     for cell in args.cells:
         name, design = cell.split(":")

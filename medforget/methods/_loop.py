@@ -189,12 +189,13 @@ def _trainable(model: nn.Module, freeze_output_bias: bool) -> list[nn.Parameter]
 class _Anchor:
     """The original model, frozen, run on each training batch: the retain samples' logits are kept near its own.
 
-    It runs in training mode like the model, so both normalise the batch with the same batch statistics (its
-    own running statistics drift, which nothing reads).
+    A copy of the task's frozen original runs in training mode like the model, so both normalise the batch
+    with the same batch statistics (the copy's running statistics drift, which nothing reads; the task's
+    original stays untouched).
     """
 
-    def __init__(self, model: nn.Module, weight: float) -> None:
-        self.reference = copy.deepcopy(model).train().requires_grad_(False)
+    def __init__(self, original: nn.Module, weight: float) -> None:
+        self.reference = copy.deepcopy(original).train().requires_grad_(False)
         self.weight = weight
 
     def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int) -> torch.Tensor:
@@ -250,7 +251,7 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
-    anchor = _Anchor(model, retain_anchor) if retain_anchor > 0 else None
+    anchor = _Anchor(task.original, retain_anchor) if retain_anchor > 0 else None
     step = 0
     model.train()
     with progress.track(description, p.epochs * steps) as job:
