@@ -14,6 +14,12 @@ run at the driver's priority (Ray lowers its workers' by 15 by default, so on a 
 grid ran slower than the local runner), and its autoscaler monitor is ended before shutdown (which
 otherwise waits a second for it). A running cluster gets the environment as the job's ``runtime_env``.
 
+Most of what a fresh local instance costs is waiting: its processes starting (3-5 s) and its first
+worker importing torch and medforget (3-4 s) before it can run anything. :func:`starting` begins
+both at once, as the command starts: ``ray.init`` runs in a thread of its own while the driver
+imports torch and loads its data, and the workers Ray starts ahead import the module their tasks
+run (``preload``) before they register, so the first task finds one ready.
+
 Ray is an optional extra: ``pip install 'medforget[ray]'``.
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -49,12 +56,13 @@ def worker_env(options: RayOptions) -> dict[str, str]:
     return env
 
 
-def connect(ray: Any, options: RayOptions) -> bool:
+def connect(ray: Any, options: RayOptions, preload: tuple[str, ...] = ()) -> bool:
     """Connect to ``options.address``, or start a local instance, unless this process is connected already.
 
     Args:
         ray: the ``ray`` module.
         options: the cluster's address (None: a fresh local instance with ``options.num_cpus`` CPUs).
+        preload: modules a local instance's workers import as they start, before they take a task.
 
     Returns:
         Whether this call connected (the caller then disconnects, with ``ray.shutdown()``).
@@ -68,7 +76,7 @@ def connect(ray: Any, options: RayOptions) -> bool:
     else:
         with _environ(env):  # the raylet starts now and passes this environment to every worker it starts
             ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
-                     _system_config={"worker_niceness": 0})  # fmt: skip
+                     _system_config={"worker_niceness": 0, "preload_python_modules": list(preload)})  # fmt: skip
     resources = ray.cluster_resources()
     log.info("ray: %s CPUs, %s GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
     return True
@@ -89,17 +97,105 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+class _Start:
+    """:func:`connect` in a thread of its own, which lives until :meth:`close`.
+
+    Ray ties the processes it starts to the thread that started them (they are killed when it ends),
+    so the thread waits, once connected, until the session is over. While ``ray.init`` runs, this process's
+    environment holds the workers' settings (:func:`connect`), so torch, imported meanwhile by the driver,
+    takes the workers' thread count: the driver only hands out runs and collects their results.
+    """
+
+    def __init__(self, options: RayOptions, preload: tuple[str, ...]) -> None:
+        self.options, self.connected, self.error = options, False, None
+        self._done, self._release = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(preload,), name="medforget-ray-start", daemon=True)
+        self._thread.start()
+
+    def _run(self, preload: tuple[str, ...]) -> None:
+        # Ray warns that it sets no SIGTERM handler outside the main thread; none is needed: on SIGTERM this
+        # process ends, and the processes Ray started go with this thread.
+        logging.getLogger("ray._private.worker").addFilter(_no_sigterm_warning)
+        try:
+            self.connected = connect(import_ray(), self.options, preload)
+        except BaseException as exc:  # raised in the caller's thread by result()
+            self.error = exc
+        finally:
+            self._done.set()
+        self._release.wait()
+
+    def result(self) -> bool:
+        """Wait for the connection; whether this process started it (or the error that stopped it)."""
+        self._done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.connected
+
+    def close(self) -> None:
+        """Disconnect if connected here (no-op for a session that took the connection over), end the thread."""
+        self._done.wait()
+        if self.connected and self.error is None:
+            _shutdown(import_ray())
+        self._release.set()
+        self._thread.join()
+
+
+def _no_sigterm_warning(record: logging.LogRecord) -> bool:
+    return "SIGTERM handler is not set" not in record.getMessage()
+
+
+_EARLY: _Start | None = None
+"""The connection :func:`starting` began, until a :func:`session` takes it over."""
+
+
 @contextmanager
-def session(options: RayOptions) -> Iterator[Any]:
-    """Connected to ``options.address`` (or a fresh local instance) for this block; disconnected after."""
+def starting(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[None]:
+    """Begin connecting now, in the background, so that Ray starts while this process does its own imports.
+
+    A :func:`session` with the same options inside the block takes the connection over (and ends it);
+    one that never comes (bad input found after the start) leaves it to this block's end to close.
+
+    Args:
+        options: the cluster's address or the local instance's CPUs, as the session will use them.
+        preload: modules the workers of a local instance import as they start (the tasks' module).
+    """
+    global _EARLY
+    early = _EARLY = _Start(options, preload)
+    try:
+        yield
+    finally:
+        if _EARLY is early:  # not taken over
+            _EARLY = None
+            early.close()
+
+
+@contextmanager
+def session(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Connected to ``options.address`` (or a fresh local instance) for this block; disconnected after.
+
+    Args:
+        options: the cluster's address and the local instance's CPUs.
+        preload: modules the workers of a local instance import as they start (the tasks' module).
+    """
+    global _EARLY
+    early, _EARLY = _EARLY, None
+    if early is not None and early.options != options:  # started for other options: not this session's
+        early.close()
+        early = None
     ray = import_ray()
-    started = connect(ray, options)
+    started = early.result() if early is not None else connect(ray, options, preload)
     try:
         yield ray
     finally:
-        if started:
-            _stop_monitor(ray)
-            ray.shutdown()
+        if early is not None:
+            early.close()
+        elif started:
+            _shutdown(ray)
+
+
+def _shutdown(ray: Any) -> None:
+    _stop_monitor(ray)
+    ray.shutdown()
 
 
 def _stop_monitor(ray: Any) -> None:
@@ -129,4 +225,4 @@ def run_all(ray: Any, fn: Callable[[str], str], payloads: list[str], options: Ra
             ray.cancel(ref, force=True)
 
 
-__all__ = ["connect", "import_ray", "run_all", "session", "worker_env"]
+__all__ = ["connect", "import_ray", "run_all", "session", "starting", "worker_env"]

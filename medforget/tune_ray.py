@@ -124,7 +124,7 @@ def tune_on_ray(
     seconds: dict[int, float] = {}
     job = _TrialJob(checkpoint=str(Path(checkpoint).resolve()), settings=settings, data=data,
                     key_hex=key.hex() if key else None).model_dump_json()  # fmt: skip
-    with session(options), progress.track(f"tune {settings.method} (ray)", settings.trials) as bar:
+    with session(options, preload=(__name__,)), progress.track(f"tune {settings.method} (ray)", settings.trials) as bar:
         from ray import tune
 
         trainable = tune.with_resources(

@@ -92,3 +92,44 @@ def test_tune_on_ray_drives_the_same_optuna_sampler(local_ray, breast_ckpt: Path
     assert on_ray.tuning.trials == 2 and on_ray.tuning.best_trial == local.tuning.best_trial
     assert on_ray.tuning.best_average_gap == local.tuning.best_average_gap
     assert json.loads((tmp_path / "ray.json").read_text())["tuning"]["search_space"] == {"lr": ["log", 1e-5, 1e-2]}
+
+
+START_IN_BACKGROUND = """
+import sys, threading
+from medforget.cluster import session, starting
+from medforget.config import RayOptions
+import ray
+
+TASKS = "medforget.study.ray_runner"
+options = RayOptions(num_cpus=1)
+try:  # bad input found after Ray began starting: the block's end stops it
+    with starting(options, (TASKS,)):
+        raise ValueError("bad config")
+except ValueError:
+    pass
+print("after bad input:", ray.is_initialized(), [t.name for t in threading.enumerate() if "ray-start" in t.name])
+with starting(options, (TASKS,)):
+    driver = TASKS in sys.modules
+    with session(options, (TASKS,)) as r:
+        worker = r.get(r.remote(lambda: __import__("sys").modules.get("medforget.study.ray_runner") is not None).remote())
+        cpus = r.cluster_resources()["CPU"]
+print("session:", driver, worker, cpus)
+print("after session:", ray.is_initialized(), [t.name for t in threading.enumerate() if "ray-start" in t.name])
+"""
+
+
+def test_a_local_instance_starts_in_the_background_and_its_worker_preloads_the_tasks_module(tmp_path: Path) -> None:
+    """``starting`` is what the CLI does with --executor ray: Ray starts while the driver imports; the worker
+    imports the tasks' module before it takes one; the instance ends with the session, or with the block when
+    bad input stops the command first. Run in a process of its own (this module's instance is already up)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "start.py").write_text(START_IN_BACKGROUND)
+    done = subprocess.run([sys.executable, str(tmp_path / "start.py")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "after bad input: False []",
+        "session: False True 1.0",
+        "after session: False []",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,9 @@ Address = Annotated[
 ]
 CpusPerRun = Annotated[float, typer.Option(min=0.01, help="--executor ray: CPUs each run reserves")]
 GpusPerRun = Annotated[float, typer.Option(min=0.0, help="--executor ray: GPUs each run reserves")]
+NumCpus = Annotated[
+    int | None, typer.Option(min=1, help="--executor ray: CPUs of the local Ray instance started [default: every core]")
+]
 
 
 @app.command()
@@ -57,25 +61,35 @@ def study(
     address: Address = default(RO, "address"),
     cpus_per_run: CpusPerRun = default(RO, "cpus_per_run"),
     gpus_per_run: GpusPerRun = default(RO, "gpus_per_run"),
+    num_cpus: NumCpus = default(RO, "num_cpus"),
     json_out: JsonOut = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     """Run a grid of unlearning experiments (datasets x forget sets x methods x seeds); resumes where it stopped."""
     # size: a Typer command's parameters are its options; the body parses, calls one function, renders.
-    from medforget.render.terminal import lines, study_table
-    from medforget.study import load_study_config, read_results, run_study, summarise
+    from medforget.cluster import starting
 
     if executor not in ("local", "ray"):
         raise MedforgetError(f"--executor must be local or ray, got {executor!r}")
-    cfg = load_study_config(config)
+    options = None
     if executor == "ray" and not report_only:
-        from medforget.study.ray_runner import run_study_on_ray
+        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                        num_cpus=num_cpus)  # fmt: skip
+    # Ray (when asked for) starts in the background while torch and the study code are imported.
+    with starting(options, ("medforget.study.ray_runner",)) if options else nullcontext():
+        from medforget.study import load_study_config, read_results, run_study, summarise
 
-        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
-        result = run_study_on_ray(cfg, out, data_root, None, plots, keep_models, options)
-    else:
-        result = run_study(cfg, out, data_root=data_root, plots=plots, report_only=report_only, keep_models=keep_models)
+        cfg = load_study_config(config)
+        if options is not None:
+            from medforget.study.ray_runner import run_study_on_ray
+
+            result = run_study_on_ray(cfg, out, data_root, None, plots, keep_models, options)
+        else:
+            result = run_study(cfg, out, data_root=data_root, plots=plots, report_only=report_only,
+                               keep_models=keep_models)  # fmt: skip
+    from medforget.render.terminal import lines, study_table
+
     if json_out:
         print_json(result)
         return
@@ -126,6 +140,7 @@ def tune(
     address: Address = default(RO, "address"),
     cpus_per_run: CpusPerRun = default(RO, "cpus_per_run"),
     gpus_per_run: GpusPerRun = default(RO, "gpus_per_run"),
+    num_cpus: NumCpus = default(RO, "num_cpus"),
     force: Force = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -133,34 +148,32 @@ def tune(
 ) -> None:
     """Tune a method's parameters once on a proxy request; 'unlearn --config' reuses the result."""
     # size: a Typer command's parameters are its options; the body parses, calls one function, renders.
+    from medforget.cluster import starting
     from medforget.keys import load_key
-    from medforget.render.terminal import tune_summary
-    from medforget.tune import tune as run_tune
 
-    fixed, _ = parse_params(param, None, method)
-    settings = build(
-        TuneSettings,
-        method=method,
-        trials=trials,
-        fraction=fraction,
-        design=design,
-        fnr_slack=fnr_slack,
-        search=search,
-        fixed=fixed,
-        seed=seed,
-        device=device,
-    )
-    out = out or Path(f"{method}.tuned.json")
-    data = data_paths(data_root, manifest)
-    if executor == "ray":
-        from medforget.tune_ray import tune_on_ray
-
-        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
-        result = tune_on_ray(checkpoint, settings, out, data, load_key(key_file), force, options)
-    elif executor == "local":
-        result = run_tune(checkpoint, settings, out, data, load_key(key_file), force)
-    else:
+    if executor not in ("local", "ray"):
         raise MedforgetError(f"--executor must be local or ray, got {executor!r}")
+    options = None
+    if executor == "ray":
+        options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                        num_cpus=num_cpus)  # fmt: skip
+    # Ray (when asked for) starts in the background while torch and the tuning code are imported.
+    with starting(options, ("medforget.tune_ray",)) if options else nullcontext():
+        from medforget.tune import tune as run_tune
+
+        fixed, _ = parse_params(param, None, method)
+        settings = build(TuneSettings, method=method, trials=trials, fraction=fraction, design=design,
+                         fnr_slack=fnr_slack, search=search, fixed=fixed, seed=seed, device=device)  # fmt: skip
+        out = out or Path(f"{method}.tuned.json")
+        data = data_paths(data_root, manifest)
+        if options is not None:
+            from medforget.tune_ray import tune_on_ray
+
+            result = tune_on_ray(checkpoint, settings, out, data, load_key(key_file), force, options)
+        else:
+            result = run_tune(checkpoint, settings, out, data, load_key(key_file), force)
+    from medforget.render.terminal import tune_summary
+
     print_json(result) if json_out else show(tune_summary(result, str(out)))
 
 

@@ -133,7 +133,7 @@ def run_study_on_ray(
     n_cells = len(cfg.datasets) * len(cfg.forget) * len(cfg.seeds)
     records: list[RunRecord] = []
     counts = {"trained": 0, "done": 0, "reused": 0, "compute": 0.0}
-    with session(options) as ray, progress.track("study (ray)", len(datasets) + n_cells) as bar:
+    with session(options, preload=(__name__,)) as ray, progress.track("study (ray)", len(datasets) + n_cells) as bar:
         originals: dict[int, _CellResult] = {}
         for r in _results(run_all(ray, run_cell, [_CellJob(dataset=i, **base).model_dump_json()
                                                    for i in range(len(datasets))], options), counts):  # fmt: skip
