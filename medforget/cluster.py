@@ -77,8 +77,6 @@ def connect(ray: Any, options: RayOptions, preload: tuple[str, ...] = ()) -> boo
         with _environ(env):  # the raylet starts now and passes this environment to every worker it starts
             ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
                      _system_config={"worker_niceness": 0, "preload_python_modules": list(preload)})  # fmt: skip
-    resources = ray.cluster_resources()
-    log.info("ray: %s CPUs, %s GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
     return True
 
 
@@ -108,25 +106,40 @@ class _Start:
 
     def __init__(self, options: RayOptions, preload: tuple[str, ...]) -> None:
         self.options, self.connected, self.error = options, False, None
+        self._held: list[logging.LogRecord] = []
         self._done, self._release = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, args=(preload,), name="medforget-ray-start", daemon=True)
         self._thread.start()
 
     def _run(self, preload: tuple[str, ...]) -> None:
-        # Ray warns that it sets no SIGTERM handler outside the main thread; none is needed: on SIGTERM this
-        # process ends, and the processes Ray started go with this thread.
-        logging.getLogger("ray._private.worker").addFilter(_no_sigterm_warning)
+        held: list[logging.LogRecord] = []
         try:
-            self.connected = connect(import_ray(), self.options, preload)
+            ray_log = logging.getLogger("ray")
+            ray = import_ray()
+            saved, ray_log.handlers = ray_log.handlers, [_Hold(held)]
+            try:
+                self.connected = connect(ray, self.options, preload)
+            finally:
+                ray_log.handlers = saved
         except BaseException as exc:  # raised in the caller's thread by result()
             self.error = exc
         finally:
+            # Ray warns that it sets no SIGTERM handler outside the main thread; none is needed: on SIGTERM
+            # this process ends, and the processes Ray started go with this thread.
+            self._held = [r for r in held if "SIGTERM handler is not set" not in r.getMessage()]
             self._done.set()
         self._release.wait()
 
     def result(self) -> bool:
-        """Wait for the connection; whether this process started it (or the error that stopped it)."""
+        """Wait for the connection; whether this process started it (or the error that stopped it).
+
+        Ray's own start-up messages are shown now, when the run goes on to use Ray: bad input found while
+        Ray was starting ends the command with one line, not with Ray's.
+        """
         self._done.wait()
+        for record in self._held:
+            logging.getLogger("ray").handle(record)
+        self._held = []
         if self.error is not None:
             raise self.error
         return self.connected
@@ -140,8 +153,15 @@ class _Start:
         self._thread.join()
 
 
-def _no_sigterm_warning(record: logging.LogRecord) -> bool:
-    return "SIGTERM handler is not set" not in record.getMessage()
+class _Hold(logging.Handler):
+    """Keeps log records instead of printing them."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 _EARLY: _Start | None = None
@@ -153,7 +173,8 @@ def starting(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[Non
     """Begin connecting now, in the background, so that Ray starts while this process does its own imports.
 
     A :func:`session` with the same options inside the block takes the connection over (and ends it);
-    one that never comes (bad input found after the start) leaves it to this block's end to close.
+    one that never comes (bad input found after the start) leaves it to this block's end to close, and
+    Ray's start-up messages are then never shown: the command's one line says what was wrong.
 
     Args:
         options: the cluster's address or the local instance's CPUs, as the session will use them.
@@ -185,6 +206,8 @@ def session(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[Any]
     ray = import_ray()
     started = early.result() if early is not None else connect(ray, options, preload)
     try:
+        resources = ray.cluster_resources()
+        log.info("ray: %s CPUs, %s GPUs", resources.get("CPU", 0), resources.get("GPU", 0))
         yield ray
     finally:
         if early is not None:

@@ -108,10 +108,11 @@ try:  # bad input found after Ray began starting: the block's end stops it
 except ValueError:
     pass
 print("after bad input:", ray.is_initialized(), [t.name for t in threading.enumerate() if "ray-start" in t.name])
+print("-- bad input above, a run below --", file=sys.stderr, flush=True)
 with starting(options, (TASKS,)):
     driver = TASKS in sys.modules
     with session(options, (TASKS,)) as r:
-        worker = r.get(r.remote(lambda: __import__("sys").modules.get("medforget.study.ray_runner") is not None).remote())
+        worker = r.get(r.remote(lambda: TASKS in __import__("sys").modules).remote())
         cpus = r.cluster_resources()["CPU"]
 print("session:", driver, worker, cpus)
 print("after session:", ray.is_initialized(), [t.name for t in threading.enumerate() if "ray-start" in t.name])
@@ -121,7 +122,8 @@ print("after session:", ray.is_initialized(), [t.name for t in threading.enumera
 def test_a_local_instance_starts_in_the_background_and_its_worker_preloads_the_tasks_module(tmp_path: Path) -> None:
     """``starting`` is what the CLI does with --executor ray: Ray starts while the driver imports; the worker
     imports the tasks' module before it takes one; the instance ends with the session, or with the block when
-    bad input stops the command first. Run in a process of its own (this module's instance is already up)."""
+    bad input stops the command first (and then Ray's start-up messages are never shown). Run in a process of
+    its own (this module's instance is already up)."""
     import subprocess
     import sys
 
@@ -133,3 +135,6 @@ def test_a_local_instance_starts_in_the_background_and_its_worker_preloads_the_t
         "session: False True 1.0",
         "after session: False []",
     ]
+    bad_input, run = done.stderr.split("-- bad input above, a run below --")
+    assert "Started a local Ray instance" not in bad_input  # the command's error is its only line
+    assert "Started a local Ray instance" in run  # shown once the run goes on to use Ray
