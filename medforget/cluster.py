@@ -145,7 +145,7 @@ class _Start:
         return self.connected
 
     def close(self) -> None:
-        """Disconnect if connected here (no-op for a session that took the connection over), end the thread."""
+        """Disconnect if this thread connected (a Ray this process found running stays up), end the thread."""
         self._done.wait()
         if self.connected and self.error is None:
             _shutdown(import_ray())
