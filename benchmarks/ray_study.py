@@ -93,6 +93,7 @@ class RayCpu:
         self.seconds = max(self.seconds, ray_cpu() - self.base)
 
 
+FLAGS = ("--no-plots", "--json", "--quiet")
 EXECUTORS = {
     "local runner": [],
     "ray, local instance, 1 CPU": ["--executor", "ray", "--num-cpus", "1"],
@@ -103,18 +104,7 @@ EXECUTORS = {
 def study(grid: Path, out: Path, extra: list[str]) -> tuple[float, float, dict]:
     """One ``medforget study`` process: its wall seconds (start to exit), Ray's CPU seconds, its JSON result."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread per run, as in each Ray task
-    command = [
-        sys.executable,
-        "-m",
-        "medforget",
-        "study",
-        str(grid),
-        "--out",
-        str(out),
-        "--no-plots",
-        "--json",
-        "--quiet",
-    ]
+    command = [sys.executable, "-m", "medforget", "study", str(grid), "--out", str(out), *FLAGS]
     with RayCpu() as cpu:
         start = time.perf_counter()
         done = subprocess.run(command + extra, env=env, capture_output=True, text=True)

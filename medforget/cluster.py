@@ -169,7 +169,7 @@ _EARLY: _Start | None = None
 
 
 @contextmanager
-def starting(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[None]:
+def starting(options: RayOptions | None, preload: tuple[str, ...] = ()) -> Iterator[None]:
     """Begin connecting now, in the background, so that Ray starts while this process does its own imports.
 
     A :func:`session` with the same options inside the block takes the connection over (and ends it);
@@ -177,10 +177,14 @@ def starting(options: RayOptions, preload: tuple[str, ...] = ()) -> Iterator[Non
     Ray's start-up messages are then never shown: the command's one line says what was wrong.
 
     Args:
-        options: the cluster's address or the local instance's CPUs, as the session will use them.
+        options: the cluster's address or the local instance's CPUs, as the session will use them (None: the
+            command runs without Ray, and the block does nothing).
         preload: modules the workers of a local instance import as they start (the tasks' module).
     """
     global _EARLY
+    if options is None:
+        yield
+        return
     early = _EARLY = _Start(options, preload)
     try:
         yield

@@ -226,9 +226,8 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
         after = predict(model, retain, CPU)
         moved[anchor] = float((after - before).abs().mean())
         acc[anchor] = float((after.argmax(1) == retain.labels).float().mean())
-    off, on = moved
-    assert on > 0 and moved[on] < 0.7 * moved[off], moved
-    assert acc[on] > acc[off], acc  # the retain set keeps what it taught
+    assert moved[0.3] < 0.7 * moved[0.0], moved
+    assert acc[0.3] > acc[0.0], acc  # the retain set keeps what it taught
 
 
 def test_methods_reject_parameters_they_do_not_use() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -77,7 +76,7 @@ def study(
         options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                         num_cpus=num_cpus)  # fmt: skip
     # Ray (when asked for) starts in the background while torch and the study code are imported.
-    with starting(options, ("medforget.study.ray_runner",)) if options else nullcontext():
+    with starting(options, ("medforget.study.ray_runner",)):
         from medforget.study import load_study_config, read_results, run_study, summarise
 
         cfg = load_study_config(config)
@@ -158,7 +157,7 @@ def tune(
         options = build(RayOptions, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
                         num_cpus=num_cpus)  # fmt: skip
     # Ray (when asked for) starts in the background while torch and the tuning code are imported.
-    with starting(options, ("medforget.tune_ray",)) if options else nullcontext():
+    with starting(options, ("medforget.tune_ray",)):
         from medforget.tune import tune as run_tune
 
         fixed, _ = parse_params(param, None, method)
