@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medforget.checkpoint import load_checkpoint
+from medforget.engine import predict
 from medforget.methods import UnlearnTask, get_method, list_methods
 from medforget.methods._loop import PROBE_SEED_OFFSET, random_labels, random_wrong_labels, stratified_probe
 from medforget.methods.salun import retain_class_weights, saliency
@@ -66,13 +67,15 @@ def test_retrain_never_sees_a_forget_sample(base, breast, monkeypatch: pytest.Mo
     assert sorted(seen) == sorted(task.retain.sample_ids)
 
 
-def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
+@pytest.mark.parametrize(
+    "optim", [{"weight_decay": 0.01}, {"optimizer": "sgd"}, {}], ids=["adam-decay", "sgd-momentum", "adam"]
+)
+def test_salun_leaves_masked_out_weights_bit_identical(base, breast, optim) -> None:
+    """With weight decay masked-out weights are put back after each step; without it nothing moves them."""
     task = make_task(base, breast)
     mask = saliency(make_task(base, breast), 0.3).mask
     before = {n: p.detach().clone() for n, p in task.model.named_parameters()}
-    p = get_method("salun").parse_params(
-        {"mask_fraction": 0.3, "epochs": 1, "weight_decay": 0.01, "lr": 1e-3, "stop": "none"}
-    )
+    p = get_method("salun").parse_params({"mask_fraction": 0.3, "epochs": 1, "lr": 1e-3, "stop": "none", **optim})
     model = get_method("salun")(task, p)
     total_kept = sum(int(m.sum()) for m in mask.values())
     n_params = sum(m.numel() for m in mask.values())
@@ -82,6 +85,18 @@ def test_salun_leaves_masked_out_weights_bit_identical(base, breast) -> None:
         assert torch.equal(w[~mask[n]], before[n][~mask[n]]), n
         moved += int((w[mask[n]] != before[n][mask[n]]).sum())
     assert moved > 0.5 * total_kept  # and the salient ones did change
+
+
+def test_a_saliency_subsample_still_returns_every_forget_samples_logits_in_row_order(base, breast) -> None:
+    """SalUn-CRA takes the saliency gradient on a class-stratified subsample; its targets need all the logits."""
+    task = make_task(base, breast)
+    full = saliency(make_task(base, breast), 0.5)
+    part = saliency(task, 0.5, samples=len(task.forget) // 3)
+    expected = predict(task.model, task.forget, CPU)
+    assert torch.allclose(part.forget_logits, expected, atol=1e-4)
+    assert torch.allclose(full.forget_logits, expected, atol=1e-4)
+    agree = sum(int((part.mask[n] == m).sum()) for n, m in full.mask.items()) / sum(m.numel() for m in full.mask.values())
+    assert 0.5 < agree < 1.0  # a mask of its own, but not an unrelated one
 
 
 def test_the_stop_probe_is_stratified_and_independent_of_the_batch_order(base, breast) -> None:

@@ -21,7 +21,7 @@ TINY = """
 name = "tiny"
 seeds = [0]
 retrains = 2
-methods = ["retrain", {{method = "finetune", label = "ft-1", params = {{epochs = 1}}}}]
+methods = ["retrain", {{method = "finetune", label = "ft-1", preset = "published", params = {{epochs = 1}}}}]
 [[datasets]]
 name = "breastmnist"
 train = {{ arch = "resnet10", epochs = 2, batch_size = 32, lr = 0.001, seed = 0 }}
@@ -79,7 +79,7 @@ def test_yaml_config_equals_toml(tmp_path: Path) -> None:
 name: tiny
 seeds: [0]
 retrains: 2
-methods: [retrain, {method: finetune, label: ft-1, params: {epochs: 1}}]
+methods: [retrain, {method: finetune, label: ft-1, preset: published, params: {epochs: 1}}]
 datasets:
   - {name: breastmnist, train: {arch: resnet10, epochs: 2, batch_size: 32, lr: 0.001, seed: 0}}
 forget:
@@ -126,6 +126,8 @@ def test_study_writes_tidy_rows_summary_and_plots(tiny_study) -> None:
     assert 0 <= result.timings.overhead_fraction < 1
     assert result.timings.compute_seconds > 0
     assert not list(out.rglob("*.safetensors"))  # no run writes a checkpoint unless asked to keep it
+    ft = json.loads((out / "runs" / "breastmnist" / "random20" / "seed0" / "ft-1.json").read_text())["report"]
+    assert ft["preset"] == "published" and ft["params"]["optimizer"] == "sgd" and ft["params"]["epochs"] == 1
 
 
 def test_rerun_reuses_everything_and_resume_redoes_only_what_is_missing(tiny_study) -> None:

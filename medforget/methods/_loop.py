@@ -7,9 +7,9 @@ afresh each epoch, in one forward pass (so batch norm sees the mixture). The pub
 sweep the whole retain set every epoch (``"all"``), which the ``published`` presets select.
 
 **When to stop** (``stop``). Running a fixed number of epochs either forgets nothing or overshoots,
-depending on the learning rate. :class:`StopRule` checks, every ``check_every`` steps, whether the
-forget samples have become indistinguishable from data the model never saw, the state a retrain
-leaves them in, and stops once two consecutive checks say so:
+depending on the learning rate. :class:`StopRule` checks, every ``check_every`` steps (by default
+``checks_per_epoch`` times an epoch), whether the forget samples have become indistinguishable from data
+the model never saw, the state a retrain leaves them in, and stops once two consecutive checks say so:
 
 * ``"auc"`` (default): on an independent, class-stratified probe of the forget set, after refitting
   the output bias on the validation split (so a shifted threshold does not count as forgetting), the AUC
@@ -67,7 +67,10 @@ class StopParams(MethodParams):
     stop_auc: float = Field(
         0.55, ge=0.3, le=1.0, description="Stop once the forget-vs-unseen confidence AUC is at most this"
     )
-    check_every: int = Field(0, ge=0, description="Steps between checks (0: about four checks per epoch)")
+    check_every: int = Field(0, ge=0, description="Steps between checks (0: checks_per_epoch checks per epoch)")
+    checks_per_epoch: int = Field(
+        4, ge=1, description="Checks per epoch when check_every is 0 (never closer than every 2 steps)"
+    )
     check_samples: int = Field(
         64,
         ge=16,
@@ -95,17 +98,22 @@ class PairedParams(OptimParams, StopParams):
     )
 
 
-def stratified_probe(split: Split, n: int, seed: int) -> Split:
-    """Up to ``n`` rows of ``split``, each class in proportion, drawn with ``seed``'s own generator."""
-    if len(split) <= n:
-        return split
+def stratified_rows(labels: torch.Tensor, n: int, seed: int) -> list[int]:
+    """Up to ``n`` row numbers, each class in proportion, drawn with ``seed``'s own generator (sorted)."""
+    if len(labels) <= n:
+        return list(range(len(labels)))
     gen = torch.Generator().manual_seed(seed)
     rows: list[int] = []
-    for c in torch.unique(split.labels).tolist():
-        idx = torch.nonzero(split.labels == c).flatten()
-        take = max(1, round(n * len(idx) / len(split)))
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        take = max(1, round(n * len(idx) / len(labels)))
         rows += idx[torch.randperm(len(idx), generator=gen)[:take]].tolist()
-    return split.subset(sorted(rows))
+    return sorted(rows)
+
+
+def stratified_probe(split: Split, n: int, seed: int) -> Split:
+    """Up to ``n`` rows of ``split``, each class in proportion, drawn with ``seed``'s own generator."""
+    return split if len(split) <= n else split.subset(stratified_rows(split.labels, n, seed))
 
 
 def unseen_accuracy(task: UnlearnTask) -> float:
@@ -125,7 +133,7 @@ class StopRule:
 
     def __init__(self, task: UnlearnTask, p: StopParams, steps_per_epoch: int) -> None:
         self.task, self.p = task, p
-        self.every = p.check_every or max(2, steps_per_epoch // 4)
+        self.every = p.check_every or max(2, steps_per_epoch // p.checks_per_epoch)
         self.probe = stratified_probe(task.forget, p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.val = stratified_probe(task.dataset.val, 4 * p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
@@ -327,5 +335,6 @@ __all__ = [
     "random_wrong_labels",
     "retain_loop",
     "stratified_probe",
+    "stratified_rows",
     "uniform_target_loss",
 ]

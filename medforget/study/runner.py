@@ -267,6 +267,7 @@ class _Grid:
                     retrains=self.cfg.retrains,
                     calibration=Path(calibration) if calibration else None,
                     method=m.method,
+                    preset=m.preset,
                     params=self.params[m.name],
                     seed=seed,
                     fn_cost=self.cfg.fn_cost,
