@@ -4,8 +4,8 @@ Studies and unlearn_bench.py reuse cached retrains, and their runs share the mac
 so their time columns are only indicative. This script times, in one process on an otherwise idle
 machine: one retrain trained from scratch (an empty cache), each method at its defaults (including the
 operating-point recalibration that ``unlearn`` applies), and the extra work of ``--baseline
-calibrated`` (evaluating the unlearned and original models; no retraining). Pass an original checkpoint
-(e.g. one from the study cache).
+calibrated`` (evaluating the unlearned and original models; no retraining; ``--no-verdict`` leaves it out).
+Pass an original checkpoint (e.g. one from the study cache).
 
     OMP_NUM_THREADS=2 python benchmarks/unlearn_timing.py ORIGINAL.safetensors --methods salun salun-cra \\
         --designs random positive-heavy --seeds 0 1 2
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -37,9 +38,9 @@ Timing = tuple[str, float, float, float]
 
 
 def time_methods(
-    original: str, req: DeletionRequest, task: Task, methods: list[str], params: dict, seed: int
+    original: str, req: DeletionRequest, task: Task, methods: list[str], params: dict, seed: int, verdict: bool = True
 ) -> list[Timing]:
-    """``(method, method s, unlearn s, calibrated-verdict s)`` for each method on one request."""
+    """``(method, method s, unlearn s, calibrated-verdict s or nan)`` for each method on one request."""
     out = []
     for m in methods:
         settings = UnlearnSettings(method=m, params=params, seed=seed, device="cpu", baseline="none")
@@ -47,10 +48,12 @@ def time_methods(
         result = run_unlearning(open_task(original, req, device="cpu", allow_class_removal=True), settings)
         total_s = time.perf_counter() - start
         start = time.perf_counter()  # --baseline calibrated: both models evaluated, nothing retrained
-        ctx = context(task)
-        for model in (result.model, task.original()):
-            evaluate(model, task.eval_sets(), ctx, task.device)
-        out.append((m, result.report.cost.method_seconds, total_s, time.perf_counter() - start))
+        if verdict:
+            ctx = context(task)
+            for model in (result.model, task.original()):
+                evaluate(model, task.eval_sets(), ctx, task.device)
+        verdict_s = time.perf_counter() - start if verdict else float("nan")
+        out.append((m, result.report.cost.method_seconds, total_s, verdict_s))
     return out
 
 
@@ -62,6 +65,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="request seeds (each a request of its own)")
     ap.add_argument("--param", action="append", default=[], help="key=value for every method (JSON values)")
+    ap.add_argument("--no-verdict", action="store_true", help="do not time the calibrated verdict's evaluations")
     args = ap.parse_args()
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     ds = load_from_spec(load_checkpoint(args.original).meta.dataset.spec)
@@ -75,12 +79,14 @@ def main() -> None:
     rows, shares = [], {}
     for (design, seed), req in requests.items():
         task = open_task(args.original, req, device="cpu", allow_class_removal=True)
-        for m, method_s, total_s, verdict_s in time_methods(args.original, req, task, args.methods, params, seed):
+        for m, method_s, total_s, verdict_s in time_methods(
+            args.original, req, task, args.methods, params, seed, not args.no_verdict
+        ):
             shares.setdefault(m, []).append(100 * method_s / retrain_s)
             rows.append([ds.name, f"{design}{round(100 * args.fraction)}", seed, m,
                          ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults", f"{method_s:.1f}",
                          f"{retrain_s:.1f}", f"{100 * method_s / retrain_s:.1f}%", f"{total_s:.1f}",
-                         f"{100 * verdict_s / retrain_s:.1f}%"])  # fmt: skip
+                         "not timed" if math.isnan(verdict_s) else f"{100 * verdict_s / retrain_s:.1f}%"])  # fmt: skip
             print(rows[-1], flush=True)
     header = ["dataset", "forget set", "request seed", "method", "params", "method s", "one retrain s",
               "method / retrain", "unlearn s (method + recalibration + evaluation)",

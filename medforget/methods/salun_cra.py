@@ -102,13 +102,6 @@ class Params(SalUnParams):
         description="Forget samples the saliency gradient is taken on (a class-stratified draw; null: all, as SalUn "
         "does); the others only go forward, for their targets",
     )
-    checks_per_epoch: int = Field(
-        8,
-        ge=1,
-        description="Checks per epoch when check_every is 0: on PneumoniaMNIST (45 steps per epoch) the forget set "
-        "was already unremarkable at the first check, so a check every 11 steps ran 22 steps where 10 did as well "
-        "(benchmarks/RESULTS.md); on BreastMNIST it is every 2 steps either way",
-    )
     rebalance_retain: bool = Field(True, description=SalUnParams.model_fields["rebalance_retain"].description)
     freeze_output_bias: bool = Field(
         True, description="Keep the output layer's bias fixed, so the decision threshold cannot be what moves"
@@ -258,7 +251,8 @@ def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
     gen = torch.Generator().manual_seed(task.seed)
     y_true = task.forget.labels.to(task.device)
     relabel = random_labels(task.forget.labels, task.num_classes, gen, p.label_draw).to(task.device)
-    found = saliency(task, p.mask_fraction, p.saliency_samples)  # its gradient pass also gives the original's forget logits
+    # its gradient pass (and the forward pass of the samples not in it) gives the original's forget logits
+    found = saliency(task, p.mask_fraction, p.saliency_samples)
     targets = _Targets(task, found.forget_logits, p.positive_floor)
     weight = retain_class_weights(task).to(task.device) if p.rebalance_retain else None
 
