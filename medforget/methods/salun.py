@@ -11,6 +11,7 @@ learning rate 0.013, 10 epochs over forget and retain together, no early stop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -92,10 +93,10 @@ def saliency(task: UnlearnTask, fraction: float, samples: int | None = None, bat
     model, dev = task.model, task.device
     model.eval()
     model.zero_grad(set_to_none=True)
-    n = len(task.forget)
-    graded = stratified_rows(task.forget.labels, samples or n, task.seed + PROBE_SEED_OFFSET)
-    rest = sorted(set(range(n)) - set(graded))
-    logits = torch.empty(n, task.num_classes)
+    n_f = len(task.forget)
+    graded = stratified_rows(task.forget.labels, samples or n_f, task.seed + PROBE_SEED_OFFSET)
+    rest = sorted(set(range(n_f)) - set(graded))
+    logits = torch.empty(n_f, task.num_classes)
     for rows, grad in ((graded, True), (rest, False)):
         part = task.forget.subset(rows)
         with torch.set_grad_enabled(grad):
@@ -117,7 +118,7 @@ def saliency(task: UnlearnTask, fraction: float, samples: int | None = None, bat
     return Saliency(mask, logits)
 
 
-def _restorer(named: dict[str, nn.Parameter], mask: dict[str, torch.Tensor]):
+def _restorer(named: dict[str, nn.Parameter], mask: dict[str, torch.Tensor]) -> Callable[[], None]:
     """A function that puts every masked-out weight back to its value now."""
     frozen = {n: named[n].detach().clone() for n in mask}
 
