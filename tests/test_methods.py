@@ -11,7 +11,13 @@ import torch
 from medforget.checkpoint import load_checkpoint
 from medforget.engine import predict
 from medforget.methods import UnlearnTask, get_method, list_methods
-from medforget.methods._loop import PROBE_SEED_OFFSET, random_labels, random_wrong_labels, stratified_probe
+from medforget.methods._loop import (
+    PROBE_SEED_OFFSET,
+    StopRule,
+    random_labels,
+    random_wrong_labels,
+    stratified_probe,
+)
 from medforget.methods.salun import retain_class_weights, saliency
 from medforget.request import design_request, resolve
 
@@ -98,6 +104,15 @@ def test_a_saliency_subsample_still_returns_every_forget_samples_logits_in_row_o
     same = sum(int((part.mask[n] == m).sum()) for n, m in full.mask.items())
     agree = same / sum(m.numel() for m in full.mask.values())
     assert 0.5 < agree < 1.0  # a mask of its own, but not an unrelated one
+
+
+def test_checks_per_epoch_sets_how_often_the_stop_rule_checks(base, breast) -> None:
+    task = make_task(base, breast)
+    every = {
+        n: StopRule(task, get_method("salun-cra").parse_params({"checks_per_epoch": n}), 40).every for n in (4, 8, 40)
+    }
+    assert every == {4: 10, 8: 5, 40: 2}  # never closer than 2 steps
+    assert StopRule(task, get_method("salun-cra").parse_params({"check_every": 3}), 40).every == 3
 
 
 def test_the_stop_probe_is_stratified_and_independent_of_the_batch_order(base, breast) -> None:

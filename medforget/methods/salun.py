@@ -98,7 +98,10 @@ def saliency(task: UnlearnTask, fraction: float, samples: int | None = None, bat
     rest = sorted(set(range(n_f)) - set(graded))
     logits = torch.empty(n_f, task.num_classes)
     for rows, grad in ((graded, True), (rest, False)):
-        part = task.forget.subset(rows)
+        if not rows:
+            continue
+        part = task.forget if len(rows) == n_f else task.forget.subset(rows)
+        where = torch.as_tensor(rows)
         with torch.set_grad_enabled(grad):
             for x, y, r in batches(
                 part.images.to(dev), part.labels.to(dev), batch_size, channels_last=dev.type == "cpu"
@@ -107,7 +110,7 @@ def saliency(task: UnlearnTask, fraction: float, samples: int | None = None, bat
                     out = model(x)
                     if grad:
                         F.cross_entropy(out, y, reduction="sum").backward()
-                logits[torch.as_tensor(rows)[r.cpu()]] = out.detach().float().cpu()
+                logits[where[r.cpu()]] = out.detach().float().cpu()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = [p.grad.abs().flatten() if p.grad is not None else torch.zeros(p.numel(), device=dev) for _, p in named]
     flat = torch.cat(grads)
