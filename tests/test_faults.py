@@ -26,14 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import write_png_dataset
 from typer.testing import CliRunner, Result
 
 from medforget.cli import app
 from medforget.fileio import commit
 from medforget.ledger import read_entries, verify
 
-REPO = Path(__file__).resolve().parents[1]
-SINGLE = REPO / "sample_requests" / "breastmnist-single-patient.json"
 KEY = "fault-injection-secret-0123456789abcdef"
 runner = CliRunner()
 POINTS = ["before-outputs", "temps-written", "between-moves", "outputs-in-place", "ledger-locked", "ledger-written"]
@@ -63,28 +62,45 @@ def cli(*args: str, stdin: bytes | None = None) -> Result:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, breast) -> Path:
-    """A signed checkpoint with its training entry in a ledger (trained once for the whole module)."""
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A signed checkpoint with its training entry in a ledger, and an unsigned one, on a small generated dataset.
+
+    The write path does not depend on the images, so the runs here unlearn a 40-image dataset and cost little
+    beyond starting Python; real MedMNIST data goes through the same code in test_unlearn.py.
+    """
     from medforget.config import TrainConfig
+    from medforget.data import load_dataset
     from medforget.train import train
 
     folder = tmp_path_factory.mktemp("world")
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=64, seed=0)
-    train(breast, cfg, folder / "model.safetensors", device="cpu", key=KEY.encode(), ledger=folder / "ledger.jsonl")
+    manifest = write_png_dataset(folder / "data", {"train": 40, "val": 12, "test": 12}, size=16)
+    ds = load_dataset("csv", size=16, manifest=manifest, positive=["malignant"])
+    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=16, seed=0)
+    train(ds, cfg, folder / "model.safetensors", device="cpu", key=KEY.encode(), ledger=folder / "ledger.jsonl")
+    train(ds, cfg, folder / "unsigned.safetensors", device="cpu")
+    (folder / "request.json").write_text(json.dumps({"request_id": "DPO-1", "patient_ids": ["P-train-3"]}))
     return folder
+
+
+def populate(site: Path, world: Path) -> Path:
+    """A folder holding copies of the world's checkpoint and ledger, its request, and a link to its images."""
+    site.mkdir(exist_ok=True)
+    for name in ("model.safetensors", "ledger.jsonl", "request.json"):
+        shutil.copy2(world / name, site / name)
+    (site / "data").symlink_to(world / "data")
+    return site
 
 
 @pytest.fixture()
 def site(world: Path, tmp_path: Path) -> Path:
-    for name in ("model.safetensors", "ledger.jsonl"):
-        shutil.copy2(world / name, tmp_path / name)
-    return tmp_path
+    return populate(tmp_path, world)
 
 
 def unlearn_args(site: Path, *extra: str) -> list[str]:
     return [
-        "unlearn", "-c", str(site / "model.safetensors"), "-r", str(SINGLE), "-m", "finetune", "-p", "epochs=1",
-        "--baseline", "none", "--out", str(site / "out.safetensors"), "--report", str(site / "out.json"),
+        "unlearn", "-c", str(site / "model.safetensors"), "-r", str(site / "request.json"), "-m", "finetune",
+        "-p", "epochs=1", "--manifest", str(site / "data" / "manifest.csv"), "--baseline", "none",
+        "--out", str(site / "out.safetensors"), "--report", str(site / "out.json"),
         "--ledger", str(site / "ledger.jsonl"), "--device", "cpu", "--quiet", *extra,
     ]  # fmt: skip
 
@@ -126,12 +142,7 @@ EXPECTED = {  # what a run killed at each point leaves behind
 def test_kill_9_and_ctrl_c_at_every_write_phase(world: Path, tmp_path: Path) -> None:
     """12 real runs (2 signals x 6 points), two at a time; each must leave a consistent world."""
     cases = [(sig, point) for sig in EXPECTED for point in POINTS]
-    sites = {}
-    for sig, point in cases:
-        sites[sig, point] = site = tmp_path / f"{sig}-{point}"
-        site.mkdir()
-        for name in ("model.safetensors", "ledger.jsonl"):
-            shutil.copy2(world / name, site / name)
+    sites = {(sig, point): populate(tmp_path / f"{sig}-{point}", world) for sig, point in cases}
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = pool.map(lambda c: medforget(*unlearn_args(sites[c]), fault=f"{c[1]}:{c[0]}"), cases)
         runs = dict(zip(cases, results, strict=True))
@@ -145,20 +156,22 @@ def test_kill_9_and_ctrl_c_at_every_write_phase(world: Path, tmp_path: Path) -> 
 def test_an_unrecorded_output_can_be_recorded_afterwards(site: Path) -> None:
     n = len(read_entries(site / "ledger.jsonl"))
     assert medforget(*unlearn_args(site), fault="outputs-in-place:SIGKILL").returncode == -9
-    record = ["ledger", "record", str(site / "out.safetensors"), "--ledger", str(site / "ledger.jsonl")]
+    record = ["ledger", "record", str(site / "out.safetensors"), "--ledger", str(site / "ledger.jsonl"),
+              "--manifest", str(site / "data" / "manifest.csv")]  # fmt: skip
     missing = cli(*record)
     assert missing.exit_code == 2 and "--request" in missing.stderr  # which patients it forgot needs the request
-    rec = cli(*record, "-r", str(SINGLE), "--report", str(site / "out.json"))
+    rec = cli(*record, "-r", str(site / "request.json"), "--report", str(site / "out.json"))
     assert rec.exit_code == 0, rec.stderr
     assert assert_consistent(site, sha(site / "model.safetensors"), n) == "recorded"
-    again = cli(*record, "-r", str(SINGLE))
+    again = cli(*record, "-r", str(site / "request.json"))
     assert again.exit_code == 2 and "already records" in again.stderr
 
 
 def test_train_killed_after_the_move_leaves_an_unrecorded_model(site: Path) -> None:
     ledger = site / "ledger.jsonl"
     n = len(read_entries(ledger))
-    args = ["train", "--arch", "resnet10", "--epochs", "1", "--out", str(site / "t.safetensors"),
+    args = ["train", "--dataset", "csv", "--manifest", str(site / "data" / "manifest.csv"), "--size", "16",
+            "--positive", "malignant", "--arch", "resnet10", "--epochs", "1", "--out", str(site / "t.safetensors"),
             "--ledger", str(ledger), "--device", "cpu", "-q"]  # fmt: skip
     assert medforget(*args, fault="outputs-in-place:SIGKILL").returncode == -9
     assert (site / "t.safetensors").is_file() and len(read_entries(ledger)) == n
@@ -239,7 +252,7 @@ def test_terminal_markup_in_a_request_is_printed_literally(site: Path) -> None:
 
 
 def test_a_bad_method_name_is_one_line(site: Path) -> None:
-    res = cli("unlearn", "-c", str(site / "model.safetensors"), "-r", str(SINGLE), "--method", "../x")
+    res = cli("unlearn", "-c", str(site / "model.safetensors"), "-r", str(site / "request.json"), "--method", "../x")
     assert res.exit_code == 2 and "unknown method" in res.stderr
 
 
@@ -271,8 +284,8 @@ def test_malformed_or_stripped_signatures_are_tampering(site: Path, value: objec
     assert audit.exit_code == 3 and json.loads(audit.stdout)["integrity"]["ok"] is False
 
 
-def test_with_a_key_an_unsigned_input_needs_an_explicit_recorded_choice(site: Path, breast_ckpt: Path) -> None:
-    shutil.copy2(breast_ckpt, site / "model.safetensors")  # trained without a key: unsigned
+def test_with_a_key_an_unsigned_input_needs_an_explicit_recorded_choice(site: Path, world: Path) -> None:
+    shutil.copy2(world / "unsigned.safetensors", site / "model.safetensors")  # trained without a key
     res = cli(*unlearn_args(site, "--ledger", str(site / "fresh.jsonl")))
     assert res.exit_code == 2 and "not signed" in res.stderr
     assert not (site / "out.safetensors").exists()
