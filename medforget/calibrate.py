@@ -106,7 +106,7 @@ def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str
     seeds = retrain_seeds(recipe.seed, retrains_per_proxy)
     retrains = retrain_distribution(task.dataset, recipe, task.retain_set(), seeds, task.device, workers)
     ctx, sets, ids = context(task), task.eval_sets(), task.forget.sample_ids
-    original = MEMO.evaluate(task.checkpoint.sha256, task.original(), sets, ctx, task.device, ids)
+    original = MEMO.evaluate(task.checkpoint.sha256, task.original, sets, ctx, task.device, ids)
     evals = [retrain_eval(task, r, ctx) for r in retrains]
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),

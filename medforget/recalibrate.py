@@ -86,9 +86,13 @@ def retrain_eval(task: Task, r: Retrain, ctx: EvalContext, recalibrated: bool = 
     sets, ids = task.eval_sets(), task.forget.sample_ids
     if not recalibrated:
         return MEMO.evaluate(r.sha256, r.model, sets, ctx, task.device, ids)
-    model = copy.deepcopy(r.model)
-    recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
-    return MEMO.evaluate(f"{r.sha256}:recalibrated", model, sets, ctx, task.device, ids)
+
+    def recalibrated() -> nn.Module:
+        model = copy.deepcopy(r.model)
+        recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
+        return model
+
+    return MEMO.evaluate(f"{r.sha256}:recalibrated", recalibrated, sets, ctx, task.device, ids)
 
 
 __all__ = ["output_layer", "recalibrate", "retrain_eval", "warn_if_unguaranteed"]

@@ -53,7 +53,6 @@ class Evaluations:
 def evaluate_all(task: Task, settings: UnlearnSettings, run: MethodRun) -> Evaluations:
     """The original, the unlearned model and every retrain, evaluated identically (identified models memoised)."""
     ds = task.dataset
-    original = task.original()
     target = task.target_sensitivity()
     ctx = EvalContext(
         classes=ds.classes,
@@ -65,7 +64,7 @@ def evaluate_all(task: Task, settings: UnlearnSettings, run: MethodRun) -> Evalu
     )
     sets, ids = task.eval_sets(), task.forget.sample_ids
     return Evaluations(
-        original=MEMO.evaluate(task.checkpoint.sha256, original, sets, ctx, task.device, ids),
+        original=MEMO.evaluate(task.checkpoint.sha256, task.original, sets, ctx, task.device, ids),
         unlearned=MEMO.evaluate(None, run.model, sets, ctx, task.device, ids),
         retrains=[retrain_eval(task, r, ctx, settings.recalibrate) for r in run.retrains],
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,20 +226,25 @@ class EvalMemo:
     def evaluate(
         self,
         sha256: str | None,
-        model: torch.nn.Module,
+        model: torch.nn.Module | Callable[[], torch.nn.Module],
         sets: dict[str, Split],
         ctx: EvalContext,
         device: torch.device,
         forget_ids: Sequence[str],
     ) -> ModelEval:
-        """:func:`evaluate`, remembered for a model with a known hash on the same forget set and context."""
+        """:func:`evaluate`, remembered for a model with a known hash on the same forget set and context.
+
+        ``model`` may be a function that builds it (loads it, recalibrates a copy): it is only called when
+        the evaluation is not remembered.
+        """
+        build = model if not isinstance(model, torch.nn.Module) else (lambda: model)
         if sha256 is None:
-            return evaluate(model, sets, ctx, device)
+            return evaluate(build(), sets, ctx, device)
         key = (sha256, "\n".join(forget_ids), ctx.model_dump_json())
         if key not in self._memo:
             if len(self._memo) >= self.limit:
                 self._memo.clear()
-            self._memo[key] = evaluate(model, sets, ctx, device)
+            self._memo[key] = evaluate(build(), sets, ctx, device)
         return self._memo[key]
 
 
