@@ -224,6 +224,32 @@ def test_each_model_is_run_once_per_set(finetune_run) -> None:
     assert sorted(calls) == sorted(["train", "train", "test", "val"] * 4 + ["val"])
 
 
+def test_the_memo_builds_a_model_only_for_an_evaluation_it_does_not_remember(tmp_path: Path) -> None:
+    """A remembered evaluation (a retrain's recalibrated copy, the original) costs no model load, copy or pass."""
+    from conftest import write_png_dataset
+
+    from medforget.data import load_dataset
+    from medforget.evaluation import EvalContext, EvalMemo
+    from medforget.models import create_model
+
+    ds = load_dataset("csv", size=16, manifest=write_png_dataset(tmp_path / "ds"), positive=["malignant"])
+    built: list[int] = []
+
+    def build() -> torch.nn.Module:
+        built.append(1)
+        torch.manual_seed(0)
+        return create_model("resnet10", num_classes=2, in_channels=1, image_size=16)
+
+    forget = ds.train.subset([0, 1])
+    sets = {"retain": ds.train.subset(list(range(2, len(ds.train)))), "forget": forget, "test": ds.test, "val": ds.val}
+    ctx, memo, cpu = EvalContext(classes=ds.classes, positive=ds.positive), EvalMemo(), torch.device("cpu")
+    first = memo.evaluate("abc", build, sets, ctx, cpu, forget.sample_ids)
+    assert memo.evaluate("abc", build, sets, ctx, cpu, forget.sample_ids) is first and len(built) == 1
+    memo.evaluate("abc", build, sets, ctx, cpu, forget.sample_ids[:1])  # another forget set: evaluated again
+    memo.evaluate(None, build, sets, ctx, cpu, forget.sample_ids)  # an unidentified model is never remembered
+    assert len(built) == 3
+
+
 def test_report_json_has_intervals_difficulty_and_groups(finetune_run) -> None:
     report, paths, _ = finetune_run
     data = json.loads(paths["report"].read_text())
