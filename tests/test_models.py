@@ -32,3 +32,16 @@ def test_unknown_arch_is_a_clear_error() -> None:
     assert {"resnet18", "resnet50"} <= set(list_models())
     with pytest.raises(MedforgetError, match="unknown architecture 'vit'"):
         create_model("vit", num_classes=2, in_channels=1, image_size=28)
+
+
+def test_predict_gives_the_same_logits_in_row_order_whatever_the_batch_size(breast) -> None:
+    """Evaluation batches (engine.PREDICT_BATCH) change speed, never results: same rows, same logits."""
+    from medforget.engine import PREDICT_BATCH, predict
+
+    torch.manual_seed(0)
+    model = create_model("resnet10", num_classes=2, in_channels=1, image_size=28)
+    cpu = torch.device("cpu")
+    whole = predict(model, breast.test, cpu, len(breast.test))
+    assert PREDICT_BATCH["cpu"] < len(breast.test)  # the default splits BreastMNIST's test set into batches
+    for logits in (predict(model, breast.test, cpu), predict(model, breast.test, cpu, 7)):
+        assert logits.shape == whole.shape and torch.allclose(logits, whole, atol=1e-5)
