@@ -19,14 +19,20 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def machine() -> str:
+    """The CPU (with its family, model and the kernels torch picks: one model name covers CPU generations whose
+    trained weights differ), cores, GPU, torch and threads."""
     cpu = platform.processor() or platform.machine()
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name", cpu)
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']} model {info.get('model', '?')})"
+    cpu += f", {torch.backends.cpu.get_cpu_capability()}"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 

@@ -58,6 +58,18 @@ def breast_ckpt(tmp_path_factory: pytest.TempPathFactory, breast, quick_cfg) -> 
     return path
 
 
+@pytest.fixture(scope="session")
+def one_epoch_ckpt(tmp_path_factory: pytest.TempPathFactory, breast) -> Path:
+    """A BreastMNIST checkpoint trained one epoch, for tests of paths that retrain it and need no good model:
+    its retrains follow its recipe, so each costs about a fifth of one of ``breast_ckpt``'s."""
+    from medforget.config import TrainConfig
+    from medforget.train import train
+
+    path = tmp_path_factory.mktemp("models") / "breast-1-epoch.safetensors"
+    train(breast, TrainConfig(arch="resnet10", epochs=1, batch_size=32, lr=1e-3, seed=0), path, device="cpu")
+    return path
+
+
 def write_png_dataset(
     folder: Path,
     n_per_split: dict[str, int] | None = None,

@@ -261,6 +261,29 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
     assert acc[0.3] > acc[0.0], acc  # the retain set keeps what it taught
 
 
+def test_salun_cra_anchor_can_hold_a_depleted_class_less(breast, breast_ckpt: Path) -> None:
+    """``anchor_scale="retained-share"``: a malignant-heavy request leaves 60 of 147 malignant training images
+    (41%) against 80% overall, so retained malignant images are anchored at about half the weight; a random
+    request leaves every class about its share, and the anchor stays nearly uniform."""
+    from medforget.methods.salun_cra import anchor_weights
+
+    ck = load_checkpoint(breast_ckpt)
+    m = get_method("salun-cra")
+    p = m.parse_params({"retain_anchor": 0.3, "anchor_scale": "retained-share"})
+    weights = {}
+    for design in ("positive-heavy", "random"):
+        res = resolve(design_request(breast, design, 0.2, seed=0), breast)
+        forget, retain = breast.train.subset(res.forget_rows), breast.train.subset(res.retain_rows)
+        task = UnlearnTask(ck.build_model(CPU), forget, retain, breast, ck.meta.train_config, CPU, 0)
+        weights[design] = anchor_weights(task, p)
+        assert torch.equal(anchor_weights(task, m.parse_params({"retain_anchor": 0.3})), torch.full((2,), 0.3))
+    malignant, benign = task.positive[0], 1 - task.positive[0]  # BreastMNIST: class 0 is malignant
+    heavy = weights["positive-heavy"]
+    assert heavy[benign] == pytest.approx(0.3)
+    assert heavy[malignant] == pytest.approx(0.3 * (60 / 147) / (437 / 546), rel=1e-4)
+    assert all(0.27 <= float(w) <= 0.3 + 1e-6 for w in weights["random"]), weights["random"]
+
+
 def test_methods_reject_parameters_they_do_not_use() -> None:
     from medforget.errors import MedforgetError
 

@@ -47,7 +47,8 @@ def test_train_unlearn_audit_on_the_device(device: str, tmp_path: Path) -> None:
         assert rt == {**rt, "device": "cpu", "precision": "fp32", "grad_scaler": False}
     assert not torch.are_deterministic_algorithms_enabled()  # switched on for training only
     out = tmp_path / "u.safetensors"
-    args = ["unlearn", "-c", str(model), "-r", str(REQUEST), "-m", "finetune", "--baseline", "none", "--device", device]
+    args = ["unlearn", "-c", str(model), "-r", str(REQUEST), "-m", "finetune", "-p", "epochs=1", "--baseline", "none"]
+    args += ["--device", device]
     res = cli.invoke(app, [*args, "--out", str(out), "--json", "--quiet"])
     assert res.exit_code == 0, res.stderr
     audit = cli.invoke(app, ["audit", str(out), "-r", str(REQUEST), "--device", device, "--json"])

@@ -206,14 +206,18 @@ class _Anchor:
     original stays untouched).
     """
 
-    def __init__(self, original: nn.Module, weight: float) -> None:
+    def __init__(self, original: nn.Module, weight: torch.Tensor) -> None:
         self.reference = copy.deepcopy(original).train().requires_grad_(False)
-        self.weight = weight
+        self.weight = weight  # per class of the retain sample
 
-    def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int, labels: torch.Tensor) -> torch.Tensor:
+        """Weighted squared distance of the retain rows' logits (after ``n_forget`` forget rows; ``labels``)."""
         with torch.no_grad():
             ref = self.reference(x)[n_forget:]
-        return self.weight * ((logits[n_forget:] - ref) ** 2).sum() / len(x)
+        squared = (logits[n_forget:] - ref) ** 2
+        if bool((self.weight == self.weight[0]).all()):  # one weight: summed as before, so results reproduce
+            return self.weight[0] * squared.sum() / len(x)
+        return squared.sum(1) @ self.weight[labels] / len(x)
 
 
 def _sizes(n_f: int, n_r: int, p: PairedParams) -> tuple[int, int, int]:
@@ -233,7 +237,7 @@ def forget_retain_loop(
     forget_labels: torch.Tensor | None = None,
     after_step: Callable[[], None] | None = None,
     description: str = "unlearn",
-    retain_anchor: float = 0.0,
+    retain_anchor: float | torch.Tensor = 0.0,
 ) -> nn.Module:
     """Optimise ``objective`` over forget batches paired with fresh retain samples, until the stop rule says done.
 
@@ -245,8 +249,9 @@ def forget_retain_loop(
         after_step: run after every optimizer step (e.g. SalUn's mask enforcement).
         description: the progress task's name.
         retain_anchor: weight of a term keeping the retain samples' logits at the original model's on the same
-            batch (squared distance; 0: none). A retain sample the model is sure of gives cross-entropy no
-            gradient, so without it nothing resists a forget term that pulls retained data down too.
+            batch (squared distance; 0: none), one for all classes or one per class. A retain sample the model is
+            sure of gives cross-entropy no gradient, so without it nothing resists a forget term that pulls
+            retained data down too.
 
     Returns:
         The model, in eval mode.
@@ -263,7 +268,8 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
-    anchor = _Anchor(task.original, retain_anchor) if retain_anchor > 0 else None
+    anchor_weight = torch.as_tensor(retain_anchor, dtype=torch.float32).expand(task.num_classes).to(dev)
+    anchor = _Anchor(task.original, anchor_weight) if bool(anchor_weight.max() > 0) else None
     step = 0
     model.train()
     with progress.track(description, p.epochs * steps) as job:
@@ -278,7 +284,7 @@ def forget_retain_loop(
                     logits = model(x)
                     loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
                     if anchor is not None:
-                        loss = loss + anchor.loss(x, logits, len(fr))
+                        loss = loss + anchor.loss(x, logits, len(fr), r_lab[rr])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

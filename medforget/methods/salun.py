@@ -140,7 +140,7 @@ def masked_loop(
     forget_labels: torch.Tensor | None,
     name: str,
     found: Saliency | None = None,
-    retain_anchor: float = 0.0,
+    retain_anchor: float | torch.Tensor = 0.0,
 ) -> nn.Module:
     """Run ``forget_retain_loop`` with updates confined to the saliency mask (``found``, or computed now)."""
     mask = (found or saliency(task, p.mask_fraction, p.saliency_samples)).mask
