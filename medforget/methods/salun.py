@@ -59,18 +59,23 @@ class Params(PairedParams):
     }
 
 
+def class_counts(task: UnlearnTask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images per class in the retain set and in the whole training set (retain + forget), as floats."""
+    k = task.num_classes
+    n_retain = torch.bincount(task.retain.labels, minlength=k).float()
+    return n_retain, n_retain + torch.bincount(task.forget.labels, minlength=k).float()
+
+
 def retain_class_weights(task: UnlearnTask) -> torch.Tensor:
     """Per-class weights ``prior_train / prior_retain`` (0 for a class absent from retain).
 
     Removing mostly-positive samples shifts the retain set's class balance toward "healthy", and
     fine-tuning on it moves the decision threshold the same way: missed disease.
     """
-    k = task.num_classes
-    n_train = torch.bincount(torch.cat([task.forget.labels, task.retain.labels]), minlength=k).float()
-    n_retain = torch.bincount(task.retain.labels, minlength=k).float()
+    n_retain, n_train = class_counts(task)
     prior_train = n_train / n_train.sum()
     prior_retain = n_retain / n_retain.sum()
-    return torch.where(n_retain > 0, prior_train / prior_retain.clamp_min(1e-12), torch.zeros(k))
+    return torch.where(n_retain > 0, prior_train / prior_retain.clamp_min(1e-12), torch.zeros_like(n_retain))
 
 
 @dataclass

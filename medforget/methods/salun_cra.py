@@ -56,7 +56,7 @@ from torch import nn
 from medforget.engine import predict
 from medforget.methods._loop import random_labels, uniform_target_loss
 from medforget.methods._registry import UnlearnTask, register
-from medforget.methods.salun import PUBLISHED, masked_loop, retain_class_weights, saliency
+from medforget.methods.salun import PUBLISHED, class_counts, masked_loop, retain_class_weights, saliency
 from medforget.methods.salun import Params as SalUnParams
 
 IGNORE = -100  # F.cross_entropy's ignore_index: the sample gets no label at all
@@ -275,11 +275,9 @@ def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
 
 def anchor_weights(task: UnlearnTask, p: Params) -> torch.Tensor:
     """The retain anchor's weight per class: ``retain_anchor``, scaled by the class's retained share if asked."""
-    k = task.num_classes
-    weight = torch.full((k,), p.retain_anchor)
+    weight = torch.full((task.num_classes,), p.retain_anchor)
     if p.anchor_scale == "uniform":
         return weight
-    n_retain = torch.bincount(task.retain.labels, minlength=k).float()
-    n_train = n_retain + torch.bincount(task.forget.labels, minlength=k).float()
+    n_retain, n_train = class_counts(task)
     share = n_retain / n_train.clamp_min(1)
     return weight * (share / (n_retain.sum() / n_train.sum())).clamp(max=1.0)
