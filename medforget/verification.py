@@ -144,7 +144,7 @@ def verify(task: Task, settings: UnlearnSettings, run: MethodRun, tuning: Tuning
     evidence = evidence_of(evals, task)
     calibrated = _calibrated(task, settings, evals)
     if evals.retrains:
-        verdict = judge(evals.unlearned, evals.retrains, evidence, settings.thresholds)
+        verdict = judge(evals.unlearned, evals.retrains, evidence, settings.thresholds, settings.recalibrate)
     else:
         verdict = calibrated or UNVERIFIED
     attributes = {"forget": task.forget.attributes, "test": ds.test.attributes}

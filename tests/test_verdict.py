@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from medforget.evaluation.calibration import apply_offset, operating_point, refit_spread
 from medforget.evaluation.metrics import forget_auc, forget_auc_se
-from medforget.verify.noise import Level, between_margin, per_sample_se, requests_margin
+from medforget.verify.noise import Level, between_margin, per_sample_se, refit_se, requests_margin
 from medforget.verify.verdict import Rule, judge_check, verdict_of
 
 TWO = Rule("forget", "d", "m", "two-sided")
@@ -136,3 +138,67 @@ def test_calibrated_margin_covers_another_requests_retrain() -> None:
     grouped, _ = coverage(0.0)
     assert 0.93 < grouped < 0.985
     assert requests_margin([0.1, 0.2, 0.3, 0.4], 3, level) is None  # not 2 requests x 3 retrains: cannot group
+
+
+def _scored_model(rng: np.random.Generator, val_disease: int) -> tuple[torch.Tensor, ...]:
+    """One simulated model: its own heavy-tailed disease margins on validation and test (label 1 = disease)."""
+
+    def split(n_pos: int, n_neg: int) -> tuple[torch.Tensor, torch.Tensor]:
+        margin = np.r_[rng.standard_t(3, n_pos) + 1.6, rng.standard_t(3, n_neg) - 1.6]
+        labels = torch.tensor(np.r_[np.ones(n_pos), np.zeros(n_neg)].astype(np.int64))
+        return torch.tensor(np.c_[np.zeros_like(margin), margin]), labels
+
+    return (*split(val_disease, 60), *split(40, 110))
+
+
+def test_refit_spread_shrinks_with_more_validation_disease_cases() -> None:
+    """The threshold's own noise comes from the few validation disease cases it rests on: 4x as many halve it
+    (about), and without any there is nothing to refit."""
+    rng = np.random.default_rng(4)
+    few = [refit_spread(*_scored_model(rng, 20), [1], 0.85)[0] for _ in range(40)]
+    many = [refit_spread(*_scored_model(rng, 80), [1], 0.85)[0] for _ in range(40)]
+    assert np.mean(many) < 0.7 * np.mean(few)
+    vl, vy, tl, ty = _scored_model(rng, 20)
+    assert refit_spread(vl[vy == 0], vy[vy == 0], tl, ty, [1], 0.85) == (None, None)
+
+
+def test_threshold_floor_keeps_exact_retrains_from_failing_test_accuracy() -> None:
+    """Simulated exact retrains whose test accuracy is scored at an operating point refit on 21 validation disease
+    cases (BreastMNIST's count). The threshold jumps now and then, which 3 retrains seldom show: judged on their
+    spread alone, an exact retrain fails test accuracy several times as often as its share of alpha allows; with
+    the refit's bootstrap noise as a floor under the margin it stays within that share."""
+    rng = np.random.default_rng(0)
+    level = Level(0.05, 6, two_sided=False)
+    quality = Rule("test accuracy", "d", "m", "lower-is-worse")
+    alone = floored = 0
+    trials = 300
+    for _ in range(trials):
+        scored = []
+        for _ in range(4):  # the candidate (one more exact retrain) and K = 3 retrains
+            vl, vy, tl, ty = _scored_model(rng, 21)
+            offset = operating_point(vl, vy, [1], 0.85).offset
+            accuracy = float((apply_offset(tl, [1], offset).argmax(1) == ty).double().mean())
+            scored.append((accuracy, refit_spread(vl, vy, tl, ty, [1], 0.85)[0]))
+        (u, sd_u), *refs = scored
+        values, floor = [a for a, _ in refs], refit_se(sd_u, [s for _, s in refs])
+        alone += judge_check(quality, u, values, 0.0, "", level).status == "fail"
+        check = judge_check(quality, u, values, 0.0, "", level, threshold_se=floor)
+        floored += check.status == "fail"
+    share = 1 - level.p
+    assert alone / trials > 2 * share
+    assert floored / trials <= share
+
+
+def test_threshold_floor_only_widens_a_margin() -> None:
+    """The retrains' spread already holds the threshold's noise: the floor replaces it only when larger."""
+    level = Level(0.05, 6, two_sided=False)
+    quality = Rule("test accuracy", "d", "m", "lower-is-worse")
+    tight = [0.80, 0.805, 0.795]
+    floored = judge_check(quality, 0.70, tight, 0.03, "", level, threshold_se=0.05)
+    assert floored.noise_basis == "threshold" and floored.status == "inconclusive"
+    assert "threshold refit on validation" in floored.reason  # says what varies, for the report's reader
+    assert floored.noise_margin == pytest.approx(0.05 * 2.394, rel=1e-3)  # z(1 - 0.05 / 6)
+    plain = judge_check(quality, 0.70, tight, 0.03, "", level, threshold_se=0.001)
+    assert plain.noise_basis == "retrains" and plain.status == "fail"
+    assert refit_se(0.03, [0.03, 0.03, 0.03]) == pytest.approx(0.03 * np.sqrt(1 + 1 / 3))
+    assert refit_se(None, [0.03]) is None

@@ -80,6 +80,16 @@ def disease_margin(logits: torch.Tensor, positive: Sequence[int]) -> np.ndarray:
     return z[:, pos].max(1) - z[:, ~pos].max(1)
 
 
+def _offset(margin: np.ndarray, target: float) -> np.ndarray:
+    """The offset of :func:`operating_point` from the disease cases' margins (the last axis; at least one)."""
+    n_pos = margin.shape[-1]
+    need = max(1, math.ceil(target * n_pos - 1e-9))  # disease cases that must be called disease
+    ranked = -np.sort(-margin, axis=-1)
+    caught = ranked[..., need - 1]
+    missed = ranked[..., need] if need < n_pos else caught - 1.0
+    return np.where(caught > missed, -(caught + missed) / 2, -caught + 1e-6)
+
+
 def operating_point(
     val_logits: torch.Tensor, val_labels: torch.Tensor, positive: Sequence[int], target: float
 ) -> OperatingPoint:
@@ -102,11 +112,7 @@ def operating_point(
             sensitivity_lower_bound=None,
             guaranteed=False,
         )
-    need = max(1, math.ceil(target * n_pos - 1e-9))  # disease cases that must be called disease
-    ranked = np.sort(margin)[::-1]
-    caught = ranked[need - 1]
-    missed = ranked[need] if need < n_pos else caught - 1.0
-    offset = float(-(caught + missed) / 2) if caught > missed else float(-caught) + 1e-6
+    offset = float(_offset(margin, target))
     achieved = _sensitivity(margin, offset)
     hits = round(achieved * n_pos)
     lower = float(beta.ppf(0.05, hits, n_pos - hits + 1)) if hits > 0 else 0.0
@@ -120,6 +126,54 @@ def operating_point(
     )
 
 
+def refit_spread(  # noqa: PLR0913 -- both splits' logits and labels, the target, and the bootstrap's size
+    val_logits: torch.Tensor,
+    val_labels: torch.Tensor,
+    test_logits: torch.Tensor,
+    test_labels: torch.Tensor,
+    positive: Sequence[int],
+    target: float,
+    replicates: int = 200,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """How much test accuracy and test FNR move when the operating point is refit on another validation draw.
+
+    An operating point rests on the few validation disease cases near the threshold (BreastMNIST has 21):
+    one of them scored a little lower moves the threshold, and test accuracy with it, by several points.
+    Models that differ only by seed differ in exactly that way, and 3 retrains seldom show how far.
+    This measures it for one model: validation's disease cases (the only ones the operating point depends
+    on) are resampled with replacement, the operating point of :func:`operating_point` is refit on each
+    draw, and the test set is scored at it.
+
+    Args:
+        val_logits, val_labels: the validation split the operating point is fitted on.
+        test_logits, test_labels: the test split scored at each refit operating point.
+        positive: the disease classes.
+        target: the validation sensitivity each refit must reach.
+        replicates: bootstrap draws.
+        seed: seed of the draws (the same for every model of one verification).
+
+    Returns:
+        The standard deviations of test accuracy and of test FNR over the draws (None for a set that has none
+        of the cases a rate needs, or a validation split without disease cases).
+    """
+    yv, yt = val_labels.numpy(), test_labels.numpy()
+    pos_v, pos_t = np.isin(yv, list(positive)), np.isin(yt, list(positive))
+    if not pos_v.any() or len(yt) == 0:
+        return None, None
+    z = test_logits.double().numpy()
+    pos = np.isin(np.arange(z.shape[1]), list(positive))
+    # An offset on the disease logits only decides disease vs not; which class within each side is unchanged.
+    right_if_disease = np.where(pos, z, -np.inf).argmax(1) == yt
+    right_if_not = np.where(pos, -np.inf, z).argmax(1) == yt
+    margin_t, margin_v = disease_margin(test_logits, positive), disease_margin(val_logits, positive)[pos_v]
+    draws = np.random.default_rng(seed).choice(margin_v, (replicates, len(margin_v)))  # only disease cases matter
+    called = margin_t[None, :] + _offset(draws, target)[:, None] > 0  # [replicates, test images]
+    acc = np.where(called, right_if_disease, right_if_not).mean(1)
+    fnr = (~called[:, pos_t]).mean(1) if pos_t.any() else None
+    return float(np.std(acc, ddof=1)), float(np.std(fnr, ddof=1)) if fnr is not None else None
+
+
 def apply_offset(logits: torch.Tensor, positive: Sequence[int], offset: float) -> torch.Tensor:
     """Logits with ``offset`` added to the disease classes."""
     out = logits.clone()
@@ -127,4 +181,4 @@ def apply_offset(logits: torch.Tensor, positive: Sequence[int], offset: float) -
     return out
 
 
-__all__ = ["OperatingPoint", "apply_offset", "disease_margin", "fit_output_bias", "operating_point"]
+__all__ = ["OperatingPoint", "apply_offset", "disease_margin", "fit_output_bias", "operating_point", "refit_spread"]

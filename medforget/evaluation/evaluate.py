@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from medforget.data import Split
 from medforget.engine import predict
-from medforget.evaluation.calibration import OperatingPoint, apply_offset, fit_output_bias, operating_point
+from medforget.evaluation.calibration import (
+    OperatingPoint,
+    apply_offset,
+    fit_output_bias,
+    operating_point,
+    refit_spread,
+)
 from medforget.evaluation.metrics import (
     SampleOutcomes,
     SetMetrics,
@@ -46,6 +52,12 @@ class OperatingMetrics(BaseModel):
     accuracy: float | None
     fnr: float | None
     fpr: float | None
+    accuracy_sd: float | None = Field(
+        None,
+        description="Standard deviation of test accuracy when the operating point is refit on bootstrap draws of "
+        "validation: how far the threshold's own noise moves it (the verdict's floor for threshold-set checks)",
+    )
+    fnr_sd: float | None = Field(None, description="The same for test FNR")
 
 
 class ModelEval(BaseModel):
@@ -130,10 +142,11 @@ def _at_operating_point(
     if ctx.target_sensitivity is None:
         return None, None
     op = operating_point(logits["val"], sets["val"].labels, ctx.positive, ctx.target_sensitivity)
-    m = set_metrics(
-        apply_offset(logits["test"], ctx.positive, op.offset), sets["test"].labels, ctx.classes, ctx.positive
-    )
-    return op, OperatingMetrics(accuracy=m.accuracy, fnr=m.fnr, fpr=m.fpr)
+    test = sets["test"].labels
+    m = set_metrics(apply_offset(logits["test"], ctx.positive, op.offset), test, ctx.classes, ctx.positive)
+    val = (logits["val"], sets["val"].labels)
+    acc_sd, fnr_sd = refit_spread(*val, logits["test"], test, ctx.positive, ctx.target_sensitivity, seed=ctx.seed)
+    return op, OperatingMetrics(accuracy=m.accuracy, fnr=m.fnr, fpr=m.fpr, accuracy_sd=acc_sd, fnr_sd=fnr_sd)
 
 
 def evaluate(model: torch.nn.Module, sets: dict[str, Split], ctx: EvalContext, device: torch.device) -> ModelEval:

@@ -3,7 +3,8 @@
 Each check reads one number from every model's evaluation (or, for the per-sample evidence, from the
 leave-one-out comparison of the retrains) and hands it to :func:`medforget.verify.verdict.judge_check`,
 with its share of the verdict's ``alpha`` and, where the number is an average over images, the
-image-by-image standard error of its difference (:mod:`medforget.verify.noise`).
+image-by-image standard error of its difference, or, where it is scored at a threshold refit on
+validation, that refit's own noise (:mod:`medforget.verify.noise`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from medforget.config import Thresholds
 from medforget.evaluation import ModelEval
 from medforget.evaluation.metrics import matched_weights
 from medforget.verify.evidence import SampleEvidence
-from medforget.verify.noise import Level, per_sample_se
+from medforget.verify.noise import Level, per_sample_se, refit_se
 from medforget.verify.verdict import Check, Rule, Verdict, judge_check, verdict_of
 
 Getter = Callable[[ModelEval], float | None]
@@ -67,7 +68,13 @@ def _settle(k: int, extra: str = "") -> str:
     return f"more retrains narrow where a retrain lands by chance (e.g. --retrains {more}){extra}"
 
 
-def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvidence | None, t: Thresholds) -> Verdict:
+def judge(
+    unlearned: ModelEval,
+    retrains: list[ModelEval],
+    evidence: SampleEvidence | None,
+    t: Thresholds,
+    recalibrated: bool = True,
+) -> Verdict:
     """All six checks of the unlearned model against the retrain distribution, and the verdict.
 
     Args:
@@ -75,32 +82,52 @@ def judge(unlearned: ModelEval, retrains: list[ModelEval], evidence: SampleEvide
         retrains: the K retrains' evaluations (K >= 2 to measure noise; 3 or more recommended).
         evidence: the per-sample evidence (None without at least 3 retrains: that check is then unknown).
         t: the clinical tolerances and the verdict's alpha.
+        recalibrated: whether the models' thresholds were refit on validation (``unlearn``'s default): test
+            accuracy is then scored at that threshold, and its margin includes the refit's noise.
 
     Returns:
         The verdict with one check per criterion.
     """
     k = len(retrains)
-    n_pos = unlearned.test.n_positive
+    op = unlearned.operating_point
+    val_pos = f", or a validation split with more disease cases (it has {op.val_positives})" if op else ""
 
-    def check(rule: Rule, get: Getter, tolerance: float, settle: str, se: float | None = None) -> Check:
+    def check(rule: Rule, get: Getter, tolerance: float, settle: str, **noise: float | None) -> Check:
         level = Level(t.alpha, N_CHECKS, rule.direction == "two-sided")
-        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle, level, sample_se=se)
+        return judge_check(rule, get(unlearned), [get(r) for r in retrains], tolerance, settle, level, **noise)
 
     op_fnr: Getter = lambda e: e.at_operating_point.fnr if e.at_operating_point else None  # noqa: E731
     checks = [
-        check(FORGET, forget_gap, t.forget_accuracy_tolerance, _settle(k), _forget_gap_se(unlearned, retrains)),
+        check(
+            FORGET, forget_gap, t.forget_accuracy_tolerance, _settle(k), sample_se=_forget_gap_se(unlearned, retrains)
+        ),
         _evidence_check(evidence, t, k),
         check(PRIVACY, lambda e: e.mia.forget_non_member_rate, t.mia_tolerance, _settle(k)),
-        check(QUALITY, lambda e: e.test.accuracy, t.max_test_accuracy_drop, _settle(k)),
+        check(
+            QUALITY,
+            lambda e: e.test.accuracy,
+            t.max_test_accuracy_drop,
+            _settle(k, val_pos if recalibrated else ""),
+            threshold_se=_threshold_se(unlearned, retrains, "accuracy_sd") if recalibrated else None,
+        ),
         check(RANKING, lambda e: e.test_auroc, t.max_auroc_drop, _settle(k)),
         check(
             SAFETY,
             op_fnr,
             t.max_fnr_increase,
-            _settle(k, f", and so would a test set with more disease cases (it has {n_pos})"),
+            _settle(
+                k, f", and so would a test set with more disease cases (it has {unlearned.test.n_positive})" + val_pos
+            ),
+            threshold_se=_threshold_se(unlearned, retrains, "fnr_sd"),
         ),
     ]
     return verdict_of(checks)
+
+
+def _threshold_se(unlearned: ModelEval, retrains: list[ModelEval], stat: str) -> float | None:
+    """The operating-point refit's own noise in the difference (None if a model's evaluation lacks it)."""
+    sds = [getattr(e.at_operating_point, stat) if e.at_operating_point else None for e in [unlearned, *retrains]]
+    return refit_se(sds[0], sds[1:])
 
 
 def forget_gap(e: ModelEval) -> float | None:

@@ -18,6 +18,16 @@ is how far it could be, at a stated confidence, estimated one of two ways:
   quantile). On BreastMNIST pools of 5 retrains it matched the spread of the same difference between
   retrains (``benchmarks/verdict_calibration.py`` prints both).
 
+**The threshold's own noise** (the checks scored at an operating point refit on validation: missed
+disease, and test accuracy when models are recalibrated) is a floor under the first basis. The threshold
+rests on the few validation disease cases nearest it, so one retrain can land far from the others while
+3 retrains happen to agree (an exact retrain failed test accuracy by 13 points so, with the retrains
+within 0.7 of each other). Each model's evaluation measures that noise by refitting its operating point on
+bootstrap draws of validation (:func:`medforget.evaluation.calibration.refit_spread`); with ``v_u`` the
+candidate's variance and ``v_r`` the retrains', ``u - m`` varies at least by ``sqrt(v_u + mean(v_r) / K)``,
+and the margin is the larger of the between-retrain margin and ``z(p)`` times that (:func:`refit_se`). The
+retrains' spread already contains this noise, so the two are not added.
+
 The retrain-free verdict (:mod:`medforget.calibrate`) has a third basis, **requests**: its values come from
 a few proxy requests x a few retrains each, and the request it judges is none of them, so its margin is
 where a retrain of another request lands (:func:`requests_margin`).
@@ -39,7 +49,7 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-Basis = Literal["retrains", "images", "requests"]
+Basis = Literal["retrains", "images", "requests", "threshold"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,20 @@ def per_sample_se(candidate: np.ndarray, retrains: np.ndarray, weights: np.ndarr
     return float(np.sqrt(np.sum((weights * diff) ** 2)))
 
 
+def refit_se(candidate_sd: float | None, retrain_sds: Sequence[float | None]) -> float | None:
+    """``sqrt(v_u + mean(v_r) / K)``: the threshold refit's own noise in ``u - m`` (None if a model lacks it)."""
+    if candidate_sd is None or not retrain_sds or any(s is None for s in retrain_sds):
+        return None
+    mean_var = float(np.mean([s**2 for s in retrain_sds]))  # type: ignore[operator]
+    return math.sqrt(candidate_sd**2 + mean_var / len(retrain_sds))
+
+
 def noise_margin(
-    values: Sequence[float], level: Level, sample_se: float | None = None, per_request: int | None = None
+    values: Sequence[float],
+    level: Level,
+    sample_se: float | None = None,
+    per_request: int | None = None,
+    threshold_se: float | None = None,
 ) -> tuple[float | None, Basis]:
     """The check's noise margin and what it rests on (see the module docstring).
 
@@ -119,6 +141,8 @@ def noise_margin(
             difference; None for a check judged against the spread between retrains.
         per_request: retrains per request when ``values`` come from several requests (a calibration): the
             margin is then :func:`requests_margin` (the retrains' spread alone if they cannot be grouped).
+        threshold_se: for a check scored at an operating point refit on validation, :func:`refit_se`: the margin
+            is at least ``z(p)`` times it.
 
     Returns:
         The margin (None with fewer than 2 retrains: the noise cannot be measured) and its basis.
@@ -130,7 +154,12 @@ def noise_margin(
     grouped = requests_margin(values, per_request, level) if per_request else None
     if grouped is not None:
         return grouped, "requests"
-    return between_margin(values, level), "retrains"
+    between = between_margin(values, level)
+    if threshold_se is not None and between is not None:
+        floor = float(norm.ppf(level.p)) * threshold_se
+        if floor > between:
+            return floor, "threshold"
+    return between, "retrains"
 
 
-__all__ = ["Basis", "Level", "between_margin", "noise_margin", "per_sample_se", "requests_margin"]
+__all__ = ["Basis", "Level", "between_margin", "noise_margin", "per_sample_se", "refit_se", "requests_margin"]

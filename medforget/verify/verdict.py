@@ -8,8 +8,9 @@ retrains' distribution. For a metric with unlearned value ``u`` and retrain valu
 * the **noise margin** is how far one more exact retrain could land from ``m`` by chance
   (:mod:`medforget.verify.noise`): ``t(K-1, p) * s * sqrt(1 + 1/K)`` from the retrains' own spread
   ``s``, or, for the forget checks that subtract unseen images of the same classes, ``z(p)`` times the
-  image-by-image standard error of ``u - m``; the level ``p`` holds the whole verdict's chance of failing
-  an exact retrain at ``alpha`` (5%: each of the m checks gets ``alpha / m``);
+  image-by-image standard error of ``u - m``; for the checks scored at a threshold refit on validation,
+  never less than ``z(p)`` times that refit's own bootstrap noise; the level ``p`` holds the whole
+  verdict's chance of failing an exact retrain at ``alpha`` (5%: each of the m checks gets ``alpha / m``);
 * the **difference** is ``u - m`` (its absolute value for two-sided checks; the harmful direction only
   for one-sided ones: a drop in accuracy or AUROC, a rise in missed disease);
 * **fail** when the difference exceeds both the clinical tolerance and the noise margin: the model is
@@ -60,12 +61,14 @@ class Check(BaseModel):
     noise_margin: float | None = Field(
         description="Where one more exact retrain could land by chance: t(K-1, p) * retrain SD * sqrt(1 + 1/K), "
         "or z(p) * the per-image standard error of the difference, or (calibrated verdict) the random-effects "
-        "margin over the proxies (None with fewer than 2 retrains)"
+        "margin over the proxies; for checks at a threshold refit on validation at least z(p) * that refit's "
+        "bootstrap noise (None with fewer than 2 retrains)"
     )
     noise_basis: Basis = Field(
         "retrains",
-        description="What the margin rests on: the spread between retrains, per-image differences, or (calibrated "
-        "verdict) the spread between the calibration's requests and their retrains",
+        description="What the margin rests on: the spread between retrains, per-image differences, (calibrated "
+        "verdict) the spread between the calibration's requests and their retrains, or the noise of a threshold "
+        "refit on validation when that exceeds the retrains' spread",
     )
     sample_se: float | None = Field(
         None, description="Per-image standard error of the difference (checks on images only)"
@@ -105,7 +108,17 @@ def _fmt(rule: Rule, x: float) -> str:
     return f"{x:.2f} SD" if rule.unit == "z" else f"{100 * x:.1f} pts"
 
 
-def _status(rule: Rule, size: float, tolerance: float, margin: float | None, settle: str) -> dict[str, str | None]:
+VARY: dict[Basis, str] = {
+    "retrains": "retrains alone vary",
+    "images": "retrains alone vary",
+    "requests": "retrains alone vary",
+    "threshold": "a threshold refit on validation's few disease cases alone moves it",
+}
+
+
+def _status(
+    rule: Rule, size: float, tolerance: float, margin: float | None, settle: str, basis: Basis = "retrains"
+) -> dict[str, str | None]:
     """The rule of the module docstring: status, reason and (when inconclusive) what would settle it."""
     if margin is None:
         return {
@@ -124,8 +137,7 @@ def _status(rule: Rule, size: float, tolerance: float, margin: float | None, set
         return {
             "status": "inconclusive",
             "settle": settle,
-            "reason": f"retrains alone vary by up to "
-            f"±{_fmt(rule, margin)}, more than the ±{_fmt(rule, tolerance)} tolerance",
+            "reason": f"{VARY[basis]} by up to ±{_fmt(rule, margin)}, more than the ±{_fmt(rule, tolerance)} tolerance",
         }
     return {
         "status": "pass",
@@ -144,6 +156,7 @@ def judge_check(  # noqa: PLR0913 -- the two noise options are keyword-only, eac
     *,
     sample_se: float | None = None,
     per_request: int | None = None,
+    threshold_se: float | None = None,
 ) -> Check:
     """One equivalence test (see the module docstring for the rule).
 
@@ -157,6 +170,8 @@ def judge_check(  # noqa: PLR0913 -- the two noise options are keyword-only, eac
         sample_se: the per-image standard error of the difference, for a check whose whole-model shifts cancel
             (its margin then rests on the images, not on the K retrains).
         per_request: retrains per request, when ``retrains`` hold several requests' retrains (a calibration).
+        threshold_se: for a check scored at a threshold refit on validation, that refit's own noise in the
+            difference (:func:`medforget.verify.noise.refit_se`): a floor under the retrains' margin.
 
     Returns:
         The check with its status and a one-sentence reason.
@@ -178,21 +193,13 @@ def judge_check(  # noqa: PLR0913 -- the two noise options are keyword-only, eac
         return Check(
             **base, retrain_mean=None, retrain_sd=None, difference=None, noise_margin=None, status="unknown", reason=why
         )
-    mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    margin, basis = noise_margin(values, level, sample_se, per_request)
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+    margin, basis = noise_margin(values, level, sample_se, per_request, threshold_se)
     diff = _harm(rule, unlearned, mean)
     size = abs(diff) if rule.direction == "two-sided" else diff
-    return Check(
-        **base,
-        retrain_mean=mean,
-        retrain_sd=sd,
-        difference=diff,
-        noise_margin=margin,
-        noise_basis=basis,
-        sample_se=sample_se,
-        **_status(rule, size, tolerance, margin, settle),
-    )
+    status = _status(rule, size, tolerance, margin, settle, basis)
+    return Check(**base, retrain_mean=mean, retrain_sd=sd, difference=diff, noise_margin=margin, noise_basis=basis,
+                 sample_se=sample_se, **status)  # fmt: skip
 
 
 def verdict_of(checks: list[Check]) -> Verdict:
