@@ -2,6 +2,11 @@
 
 Training fixtures are session-scoped and small (ResNet-10, a few epochs) so the suite stays
 within minutes on two CPU cores while still exercising real data end to end.
+
+``scripts/test.sh`` runs the suite as one single-threaded pytest-xdist worker per core, a file per
+worker at a time (``-n auto --dist loadfile``: a module's fixtures are built once). The workers share
+the medforget cache (a retrain one trained, the other reuses) and build each trained checkpoint
+once, under a file lock (:func:`_built_once`).
 """
 
 from __future__ import annotations
@@ -12,18 +17,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MEDFORGET_DATA_ROOT") or REPO.parent / "shared" / "medmnist").resolve()
 
 
+def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's folder: shared by all xdist workers (their base folders' parent), else the base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """``build(path)`` for the first worker that asks; the others wait for it and reuse the file."""
+    path = _run_dir(tmp_path_factory) / "models" / name
+    path.parent.mkdir(exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if not path.exists():
+            build(path)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def medforget_env(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Point medforget at the shared data and at a private cache; never download in tests."""
+    """Point medforget at the shared data and at a cache private to this run; never download in tests."""
     assert (DATA_ROOT / "breastmnist.npz").is_file(), f"MedMNIST files not found in {DATA_ROOT}"
     os.environ["MEDFORGET_DATA_ROOT"] = str(DATA_ROOT)
-    os.environ["MEDFORGET_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    cache = _run_dir(tmp_path_factory) / "cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["MEDFORGET_CACHE_DIR"] = str(cache)
     os.environ.pop("MEDFORGET_KEY", None)
     os.environ.pop("MEDFORGET_KEY_FILE", None)
 
@@ -53,9 +77,7 @@ def breast_ckpt(tmp_path_factory: pytest.TempPathFactory, breast, quick_cfg) -> 
     """A trained BreastMNIST checkpoint, shared by the tests that need a real model."""
     from medforget.train import train
 
-    path = tmp_path_factory.mktemp("models") / "breast.safetensors"
-    train(breast, quick_cfg, path, device="cpu")
-    return path
+    return _built_once(tmp_path_factory, "breast.safetensors", lambda p: train(breast, quick_cfg, p, device="cpu"))
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +87,8 @@ def one_epoch_ckpt(tmp_path_factory: pytest.TempPathFactory, breast) -> Path:
     from medforget.config import TrainConfig
     from medforget.train import train
 
-    path = tmp_path_factory.mktemp("models") / "breast-1-epoch.safetensors"
-    train(breast, TrainConfig(arch="resnet10", epochs=1, batch_size=32, lr=1e-3, seed=0), path, device="cpu")
-    return path
+    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32, lr=1e-3, seed=0)
+    return _built_once(tmp_path_factory, "breast-1-epoch.safetensors", lambda p: train(breast, cfg, p, device="cpu"))
 
 
 def write_png_dataset(

@@ -258,11 +258,16 @@ def test_deep_audit_of_an_unlearned_model_runs_u_lira_with_the_recorded_method(
     assert res.exit_code == 0, res.stderr
     res, report = audit(str(out), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10",
                         "--shadow-epochs", "1")  # fmt: skip
-    assert res.exit_code in (0, 3), res.stderr
     lira = report["lira"]
     assert lira["attack"] == "U-LiRA"
     assert any("unlearned with random-label" in note for note in lira["notes"]), lira["notes"]
-    assert status(report, "membership (U-LiRA)") in ("pass", "fail")
+    # two shadows make a weak attack, so any status can be right (CPUs differ); it must be the documented rule's,
+    # and the exit code the verdict's
+    u_lira = status(report, "membership (U-LiRA)")
+    assert u_lira == judge_gap(lira["gap"], lira["p_value"], 0.10, 0.05)
+    verdict = report["verdict"]["status"]
+    assert u_lira == "pass" or verdict == u_lira or verdict == "fail"
+    assert res.exit_code == {"pass": 0, "fail": 3, "inconclusive": 4}[verdict], res.stderr
     assert not [c for c in report["checks"] if c["name"] == "membership (LiRA)"]
     assert len(lira["requested"]) == 27 and all(math.isfinite(s["log_lr"]) for s in lira["requested"])
 
