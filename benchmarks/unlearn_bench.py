@@ -73,9 +73,10 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
 
     * verdict: passes or is inconclusive (never fails) on at least 2 of 3 seeds;
     * FNR at the recalibrated operating point at most the retrains' mean + their noise margin, on every seed;
-    * average gap to the retrain mean below that of a fresh exact retrain (the ``retrain`` row, seed K+1), on
-      the random designs, mean over seeds; where a second exact retrain (``retrain@control``, seed K+2) ran,
-      a control line says whether exact unlearning itself meets this target.
+    * average gap to the retrain mean below the retrain-to-retrain spread on the random designs, mean over
+      seeds: the average gap of fresh exact retrains to the same mean (``retrain``, seed K+1, and, where it
+      ran, ``retrain@control``, seed K+2, pooled: one fresh retrain is one draw of that spread, and a second
+      exact retrain "failed" the one-draw version on BreastMNIST);
     An undefined value counts as not met.
     """
     body: list[list[Any]] = []
@@ -92,17 +93,14 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
                      f"{max(known):+.1f} pts" if known else "unknown", "yes" if met else "no"])  # fmt: skip
         if not forget.startswith("random"):
             continue
-        spread = fresh.get((dataset, forget), [])
-        body.append(_gap_line("avg gap < fresh retrain's", dataset, forget, rs, spread))
-        if (dataset, forget) in control:
-            body.append(_gap_line("control: a 2nd exact retrain's avg gap < the 1st's", dataset, forget,
-                                  control[(dataset, forget)], spread))  # fmt: skip
+        spread = fresh.get((dataset, forget), []) + control.get((dataset, forget), [])
+        body.append(_gap_line(f"avg gap < fresh exact retrains' ({len(spread)} runs)", dataset, forget, rs, spread))
     header = ["target (SalUn-CRA v2)", "dataset", "forget set", "seeds", "value (mean)", "worst seed", "met"]
     return markdown_table(header, body)
 
 
 def _gap_line(name: str, dataset: str, forget: str, rs: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list:
-    """A target line: the runs' mean average gap below the fresh exact retrain's (undefined: not met)."""
+    """A target line: the runs' mean average gap below the fresh exact retrains' (undefined: not met)."""
     gaps = [100 * r["average_gap"] for r in rs if r["average_gap"] is not None]
     spread = [100 * r["average_gap"] for r in fresh if r["average_gap"] is not None]
     met = bool(gaps and spread) and statistics.mean(gaps) < statistics.mean(spread)
