@@ -146,7 +146,7 @@ def _status(
     }
 
 
-def judge_check(  # noqa: PLR0913 -- the two noise options are keyword-only, each for one kind of check
+def judge_check(  # noqa: PLR0913 -- the noise options are keyword-only, each for one kind of check
     rule: Rule,
     unlearned: float | None,
     retrains: Sequence[float | None],
