@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from medforget.config import Thresholds
+from medforget.evaluation import MiaResult, ModelEval, set_metrics
 from medforget.evaluation.calibration import apply_offset, operating_point, refit_spread
+from medforget.evaluation.evaluate import OperatingMetrics
 from medforget.evaluation.metrics import forget_auc, forget_auc_se
+from medforget.verify.checks import judge
 from medforget.verify.noise import Level, between_margin, per_sample_se, refit_se, requests_margin
 from medforget.verify.verdict import Rule, judge_check, verdict_of
 
@@ -202,3 +206,29 @@ def test_threshold_floor_only_widens_a_margin() -> None:
     assert plain.noise_basis == "retrains" and plain.status == "fail"
     assert refit_se(0.03, [0.03, 0.03, 0.03]) == pytest.approx(0.03 * np.sqrt(1 + 1 / 3))
     assert refit_se(None, [0.03]) is None
+
+
+def _scored_eval(test_errors: int, accuracy_sd: float) -> ModelEval:
+    """A model's evaluation: 100 test images (30 disease), ``test_errors`` of them wrong, and its refit noise."""
+    labels = torch.tensor([1] * 30 + [0] * 70)
+    wrong = torch.zeros(100, dtype=torch.bool)
+    wrong[30 : 30 + test_errors] = True  # false alarms only: FNR stays 0
+    logits = torch.nn.functional.one_hot(torch.where(wrong, 1 - labels, labels), 2).float() * 4
+    metrics = set_metrics(logits, labels, ["healthy", "disease"], [1])
+    mia = MiaResult(forget_non_member_rate=0.5, forget_member_score=0.5, attack_auc=0.5, n_members=1, n_non_members=1)
+    at_op = OperatingMetrics(accuracy=metrics.accuracy, fnr=0.0, fpr=0.1, accuracy_sd=accuracy_sd, fnr_sd=0.05)
+    return ModelEval(retain=metrics, forget=metrics, test=metrics, mia=mia, at_operating_point=at_op)
+
+
+def test_the_threshold_floor_covers_test_accuracy_only_when_thresholds_were_refit() -> None:
+    """With ``--no-recalibrate`` test accuracy is scored at the model's own threshold, which no refit moved: its
+    margin is the retrains' spread alone. Missed disease is scored at a refit operating point either way."""
+    retrains = [_scored_eval(e, accuracy_sd=0.06) for e in (20, 21, 20)]  # they agree closely
+    unlearned = _scored_eval(30, accuracy_sd=0.06)  # 9.7 points below their mean
+    tolerances = Thresholds()
+    refit = {c.name: c for c in judge(unlearned, retrains, None, tolerances, recalibrated=True).checks}
+    own = {c.name: c for c in judge(unlearned, retrains, None, tolerances, recalibrated=False).checks}
+    assert refit["test accuracy"].noise_basis == "threshold" and refit["test accuracy"].status == "inconclusive"
+    assert own["test accuracy"].noise_basis == "retrains" and own["test accuracy"].status == "fail"
+    safety = "missed disease (test FNR)"
+    assert refit[safety].noise_basis == own[safety].noise_basis == "threshold"
