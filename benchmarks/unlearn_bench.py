@@ -45,6 +45,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2
     "salun+rebalance": {"method": "salun", "params": {"rebalance_retain": True}},
     "salun-cra-no-rebalance": {"method": "salun-cra", "params": {"rebalance_retain": False}},
     "salun-cra+uniform-target": {"method": "salun-cra", "params": {"positive_target": "uniform"}},
+    "salun-cra+warmup": {"method": "salun-cra", "params": {"warmup_steps": 8}},
+    "salun-cra+rollback": {"method": "salun-cra", "params": {"rollback": True}},
     "salun-cra+anchor": {"method": "salun-cra", "params": {"retain_anchor": 0.3}},
     "salun-cra+anchor-share": {
         "method": "salun-cra",

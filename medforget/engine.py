@@ -95,18 +95,23 @@ def make_optimizer(
     raise MedforgetError(f"unknown optimizer {name!r}; use adam or sgd")
 
 
-def make_scheduler(opt: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step schedules, so short unlearning runs of one or two epochs still anneal."""
+def make_scheduler(
+    opt: torch.optim.Optimizer, schedule: str, total_steps: int, warmup_steps: int = 0
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step schedules, so short unlearning runs of one or two epochs still anneal.
+
+    ``warmup_steps`` ramps the rate up linearly over the first steps (step s at (s + 1) / warmup_steps of it).
+    """
     total_steps = max(total_steps, 1)
     if schedule == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1))))
-    if schedule == "multistep":
-        return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: 0.1 ** ((s >= 0.5 * total_steps) + (s >= 0.75 * total_steps))
-        )
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    raise MedforgetError(f"unknown schedule {schedule!r}; use cosine, multistep or constant")
+        shape = lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total_steps, 1)))  # noqa: E731
+    elif schedule == "multistep":
+        shape = lambda s: 0.1 ** ((s >= 0.5 * total_steps) + (s >= 0.75 * total_steps))  # noqa: E731
+    elif schedule == "constant":
+        shape = lambda s: 1.0  # noqa: E731
+    else:
+        raise MedforgetError(f"unknown schedule {schedule!r}; use cosine, multistep or constant")
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: shape(s) * min(1.0, (s + 1) / max(warmup_steps, 1)))
 
 
 PREDICT_BATCH = {"cpu": 128, "cuda": 512}

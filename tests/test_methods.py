@@ -115,6 +115,24 @@ def test_checks_per_epoch_sets_how_often_the_stop_rule_checks(base, breast) -> N
     assert StopRule(task, get_method("salun-cra").parse_params({"check_every": 3}), 40).every == 3
 
 
+@pytest.mark.parametrize("rollback", [False, True])
+def test_rollback_returns_the_weights_of_the_first_of_two_agreeing_checks(base, breast, rollback: bool) -> None:
+    """With ``stop_auc=1`` every check agrees, so the rule stops at the second check; the weights changed between
+    the two checks are undone with ``rollback`` and kept without it."""
+    task = make_task(base, breast)
+    p = get_method("salun-cra").parse_params({"stop_auc": 1.0, "check_every": 1, "rollback": rollback})
+    rule, model = StopRule(task, p, 10), task.model
+    assert not rule.done(model, 1)
+    first = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        for w in model.parameters():
+            w.add_(0.01)
+    assert rule.done(model, 2)
+    same = [torch.equal(v, model.state_dict()[k]) for k, v in first.items()]
+    assert all(same) if rollback else not all(same)
+    assert model.training  # the loop goes on training it if a method wants to
+
+
 def test_the_stop_probe_is_stratified_and_independent_of_the_batch_order(base, breast) -> None:
     """v1's probe was the first rows of epoch 1's batch order; the new one is its own, class-stratified draw."""
     forget = base[1]
@@ -303,3 +321,23 @@ def test_unknown_method_and_bad_params_are_clear_errors() -> None:
         get_method("salun").parse_params({"mask_fraction": 2})
     with pytest.raises(MedforgetError, match="parameter learning_rate"):
         get_method("finetune").parse_params({"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_warmup_ramps_the_rate_up_and_zero_warmup_leaves_the_schedule_alone(schedule: str) -> None:
+    from medforget.engine import make_scheduler
+
+    def rates(warmup: int) -> list[float]:
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
+        sched = make_scheduler(opt, schedule, 12, warmup)
+        out = []
+        for _ in range(12):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    plain, warm = rates(0), rates(4)
+    assert plain[0] == 3e-4 and (schedule == "cosine" or plain == [3e-4] * 12)
+    assert warm[:4] == pytest.approx([p * k / 4 for p, k in zip(plain[:4], (1, 2, 3, 4), strict=True)])
+    assert warm[4:] == plain[4:]  # after the ramp, the schedule as without it

@@ -19,6 +19,11 @@ the model never saw, the state a retrain leaves them in, and stops once two cons
 * ``"accuracy"``: v1's rule, forget accuracy down to the original's validation accuracy for the same class
   mix (kept to reproduce earlier results; a threshold shift satisfies it).
 * ``"none"``: run every epoch (the published recipes).
+
+The model trains on between the two agreeing checks. ``rollback`` returns the weights of the first of them
+instead: on random BreastMNIST requests that removed SalUn-CRA's over-forgetting, but malignant-heavy
+requests cross on the probe before the whole forget set does, and were left under-forgotten, so it is off by
+default (docs/results, stop 25).
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class OptimParams(MethodParams):
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     schedule: Literal["cosine", "constant", "multistep"] = Field("constant")
+    warmup_steps: int = Field(
+        0, ge=0, description="Steps over which the learning rate ramps up linearly from a fraction of it (0: none)"
+    )
     batch_size: int = Field(64, ge=2, description="Samples per step (forget + retain)")
 
 
@@ -74,6 +82,11 @@ class StopParams(MethodParams):
         description="Checks per epoch when check_every is 0 (never closer than every 2 steps). More is not "
         "better: with 8, SalUn-CRA stopped a random PneumoniaMNIST request after 10 steps with test AUROC 0.907, "
         "where the 22 steps of 4 checks let the retain term repair it (0.952)",
+    )
+    rollback: bool = Field(
+        False,
+        description="Once two consecutive checks agree, return the weights of the first of them (the first crossing) "
+        "rather than those of the second, trained further",
     )
     check_samples: int = Field(
         64,
@@ -142,6 +155,7 @@ class StopRule:
         self.val = stratified_probe(task.dataset.val, 4 * p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
         self.hits = 0
+        self.first: dict[str, torch.Tensor] = {}  # the weights at the first of two agreeing checks (rollback)
         self.last = ""
 
     def done(self, model: nn.Module, step: int) -> bool:
@@ -150,6 +164,10 @@ class StopRule:
         met = self._met(model)
         model.train()
         self.hits = self.hits + 1 if met else 0
+        if self.hits == 1 and self.p.rollback:
+            self.first = copy.deepcopy(model.state_dict())
+        if self.hits >= 2 and self.p.rollback:
+            model.load_state_dict(self.first)
         return self.hits >= 2
 
     def _met(self, model: nn.Module) -> bool:
@@ -265,7 +283,7 @@ def forget_retain_loop(
     n_f, n_r = len(task.forget), len(task.retain)
     bf, br, steps = _sizes(n_f, n_r, p)
     opt = make_optimizer(_trainable(model, p.freeze_output_bias), p.optimizer, p.lr, p.momentum, p.weight_decay)
-    sched = make_scheduler(opt, p.schedule, p.epochs * steps)
+    sched = make_scheduler(opt, p.schedule, p.epochs * steps, p.warmup_steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
     anchor_weight = torch.as_tensor(retain_anchor, dtype=torch.float32).expand(task.num_classes).to(dev)
@@ -312,7 +330,7 @@ def retain_loop(
     images, labels = task.retain.images.to(dev), task.retain.labels.to(dev)
     steps = math.ceil(len(task.retain) / p.batch_size)
     opt = make_optimizer(list(model.parameters()), p.optimizer, p.lr, p.momentum, p.weight_decay)
-    sched = make_scheduler(opt, p.schedule, p.epochs * steps)
+    sched = make_scheduler(opt, p.schedule, p.epochs * steps, p.warmup_steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, stop, steps)
     step = 0

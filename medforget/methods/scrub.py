@@ -77,7 +77,7 @@ def scrub(task: UnlearnTask, p: Params) -> nn.Module:
     max_steps = math.ceil(len(task.forget) / p.batch_size)
     min_steps = math.ceil(n_min / p.batch_size)
     total = p.epochs * min_steps + min(p.max_epochs, p.epochs) * max_steps
-    sched = make_scheduler(opt, p.schedule, total)
+    sched = make_scheduler(opt, p.schedule, total, p.warmup_steps)
     rule = StopRule(task, p, min_steps)
 
     def step(images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, maximise: bool) -> float:
