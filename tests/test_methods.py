@@ -341,3 +341,30 @@ def test_warmup_ramps_the_rate_up_and_zero_warmup_leaves_the_schedule_alone(sche
     assert plain[0] == 3e-4 and (schedule == "cosine" or plain == [3e-4] * 12)
     assert warm[:4] == pytest.approx([p * k / 4 for p, k in zip(plain[:4], (1, 2, 3, 4), strict=True)])
     assert warm[4:] == plain[4:]  # after the ramp, the schedule as without it
+
+
+@pytest.mark.parametrize("name", ["finetune", "random-label", "scrub"])  # the retain, paired and SCRUB loops
+def test_each_training_loop_passes_its_warmup_to_the_schedule(
+    name: str, base, breast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-p warmup_steps=N`` reaches the schedule of every loop; the run stops there, before any step."""
+    import medforget.engine
+    import medforget.methods._loop
+    import medforget.methods.scrub
+
+    asked: list[int] = []
+
+    class Scheduled(Exception):
+        pass
+
+    def spy(opt, schedule, total, warmup_steps=0):
+        asked.append(warmup_steps)
+        medforget.engine.make_scheduler(opt, schedule, total, warmup_steps)  # the real one accepts the arguments
+        raise Scheduled
+
+    for module in (medforget.methods._loop, medforget.methods.scrub):
+        monkeypatch.setattr(module, "make_scheduler", spy)
+    m = get_method(name)
+    with pytest.raises(Scheduled):
+        m(make_task(base, breast), m.parse_params({"warmup_steps": 3}))
+    assert asked == [3]

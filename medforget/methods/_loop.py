@@ -164,9 +164,9 @@ class StopRule:
         met = self._met(model)
         model.train()
         self.hits = self.hits + 1 if met else 0
-        if self.hits == 1 and self.p.rollback:
+        if self.p.rollback and self.hits == 1:
             self.first = copy.deepcopy(model.state_dict())
-        if self.hits >= 2 and self.p.rollback:
+        elif self.p.rollback and self.hits >= 2:
             model.load_state_dict(self.first)
         return self.hits >= 2
 
