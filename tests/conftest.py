@@ -1,7 +1,7 @@
 """Shared fixtures: real MedMNIST data from ../shared/medmnist and small generated datasets.
 
-Training fixtures are session-scoped and small (ResNet-10, a few epochs) so the suite stays
-within minutes on two CPU cores while still exercising real data end to end.
+Training fixtures are session-scoped and small (``resnet10s``: ResNet-10 with a stride-2 stem, a few
+epochs) so the suite stays within minutes on two CPU cores while still exercising real data end to end.
 
 ``scripts/test.sh`` runs the suite as one single-threaded pytest-xdist worker per core, a file per
 worker at a time (``-n auto --dist loadfile``: a module's fixtures are built once). The workers share
@@ -66,10 +66,10 @@ def breast():
 
 @pytest.fixture(scope="session")
 def quick_cfg():
-    """A recipe that beats the majority class on BreastMNIST in about half a minute on CPU."""
+    """A recipe that beats the majority class on BreastMNIST in about 20 s on one CPU core."""
     from medforget.config import TrainConfig
 
-    return TrainConfig(arch="resnet10", epochs=5, batch_size=32, lr=1e-3, seed=0)
+    return TrainConfig(arch="resnet10s", epochs=5, batch_size=32, lr=1e-3, seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +87,7 @@ def one_epoch_ckpt(tmp_path_factory: pytest.TempPathFactory, breast) -> Path:
     from medforget.config import TrainConfig
     from medforget.train import train
 
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32, lr=1e-3, seed=0)
+    cfg = TrainConfig(arch="resnet10s", epochs=1, batch_size=32, lr=1e-3, seed=0)
     return _built_once(tmp_path_factory, "breast-1-epoch.safetensors", lambda p: train(breast, cfg, p, device="cpu"))
 
 

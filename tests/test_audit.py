@@ -152,7 +152,7 @@ def test_lineage_through_the_ledger_and_tampering(
     ledger, m0, m1 = tmp_path / "ledger.jsonl", tmp_path / "m0.safetensors", tmp_path / "m1.safetensors"
     common = ["--device", "cpu", "--quiet", "--ledger", str(ledger)]
     res = runner.invoke(
-        app, ["train", "--out", str(m0), "--arch", "resnet10", "--epochs", "1", "--batch-size", "64", *common]
+        app, ["train", "--out", str(m0), "--arch", "resnet10s", "--epochs", "1", "--batch-size", "64", *common]
     )
     assert res.exit_code == 0, res.stderr
     unlearn = ["unlearn", "-c", str(m0), "-r", str(SINGLE_PATIENT), "-o", str(m1), "--baseline", "none"]
@@ -226,7 +226,7 @@ def test_unsigned_checkpoint_fails_when_the_auditor_has_a_key(
 
 def test_deep_lira_returns_per_sample_likelihood_ratios(breast_ckpt: Path) -> None:
     res, report = audit(
-        str(breast_ckpt), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10", "--shadow-epochs", "1"
+        str(breast_ckpt), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10s", "--shadow-epochs", "1"
     )
     assert res.exit_code == 3, res.stderr  # the request was not applied
     lira = report["lira"]
@@ -256,7 +256,7 @@ def test_deep_audit_of_an_unlearned_model_runs_u_lira_with_the_recorded_method(
          "--baseline", "none", "-o", str(out), "--device", "cpu", "--quiet"],
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
-    res, report = audit(str(out), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10",
+    res, report = audit(str(out), "-r", str(RANDOM_5PCT), "--deep", "2", "--shadow-arch", "resnet10s",
                         "--shadow-epochs", "1")  # fmt: skip
     lira = report["lira"]
     assert lira["attack"] == "U-LiRA"

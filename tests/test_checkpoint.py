@@ -16,7 +16,7 @@ from medforget.errors import CheckpointError, MedforgetError
 def test_round_trip_keeps_weights_and_provenance(breast, breast_ckpt: Path, quick_cfg, tmp_path: Path) -> None:
     ck = load_checkpoint(breast_ckpt)
     meta = ck.meta
-    assert meta.arch == "resnet10" and meta.classes == breast.classes and meta.positive == [0]
+    assert meta.arch == "resnet10s" and meta.classes == breast.classes and meta.positive == [0]
     assert meta.dataset.fingerprint == breast.fingerprint() and meta.dataset.n_train == 546
     assert meta.train_config == quick_cfg
     assert meta.parent_sha256 is None and meta.forgotten.sample_hashes == []

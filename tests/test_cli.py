@@ -21,7 +21,7 @@ def test_train_writes_checkpoint_and_json(tmp_path: Path) -> None:
             "--out",
             str(out),
             "--arch",
-            "resnet10",
+            "resnet10s",
             "--epochs",
             "1",
             "--batch-size",
@@ -39,7 +39,7 @@ def test_train_writes_checkpoint_and_json(tmp_path: Path) -> None:
     info = runner.invoke(app, ["info", str(out), "--json"])
     assert info.exit_code == 0
     meta = json.loads(info.stdout)["metadata"]
-    assert meta["arch"] == "resnet10" and meta["train_config"]["epochs"] == 1
+    assert meta["arch"] == "resnet10s" and meta["train_config"]["epochs"] == 1
     assert meta["parent_sha256"] is None and meta["forgotten"]["sample_hashes"] == []
     text = runner.invoke(app, ["info", str(out)])
     assert "parent (lineage)" in text.stdout and "none (original training run)" in text.stdout

@@ -98,7 +98,7 @@ def test_retinamnist_grades_train_as_classes_and_binarise_to_referable(retina_ro
 def test_cli_trains_retinamnist_referable_vs_not(retina_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "retina.safetensors"
     args = ["train", "--dataset", "retinamnist", "--data-root", str(retina_root), "--binary", "--positive", "2,3,4"]
-    args += ["--arch", "resnet10", "--epochs", "1", "--out", str(out), "--device", "cpu", "--json", "--quiet"]
+    args += ["--arch", "resnet10s", "--epochs", "1", "--out", str(out), "--device", "cpu", "--json", "--quiet"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["test"]["n"] == N["test"]
@@ -216,7 +216,7 @@ def test_cli_trains_on_chexpert_layout(tmp_path: Path) -> None:
     train_csv = write_chexpert(tmp_path)
     out = tmp_path / "cx.safetensors"
     args = ["train", "--dataset", "csv", "--manifest", str(train_csv), "--manifest-format", "chexpert"]
-    args += ["--positive", "Pleural Effusion", "--uncertain", "drop", "--size", "28", "--arch", "resnet10"]
+    args += ["--positive", "Pleural Effusion", "--uncertain", "drop", "--size", "28", "--arch", "resnet10s"]
     args += ["--epochs", "1", "--out", str(out), "--device", "cpu", "--json", "--quiet"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr

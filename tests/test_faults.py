@@ -75,7 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("world")
     manifest = write_png_dataset(folder / "data", {"train": 40, "val": 12, "test": 12}, size=16)
     ds = load_dataset("csv", size=16, manifest=manifest, positive=["malignant"])
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=16, seed=0)
+    cfg = TrainConfig(arch="resnet10s", epochs=1, batch_size=16, seed=0)
     train(ds, cfg, folder / "model.safetensors", device="cpu", key=KEY.encode(), ledger=folder / "ledger.jsonl")
     train(ds, cfg, folder / "unsigned.safetensors", device="cpu")
     (folder / "request.json").write_text(json.dumps({"request_id": "DPO-1", "patient_ids": ["P-train-3"]}))
@@ -171,7 +171,7 @@ def test_train_killed_after_the_move_leaves_an_unrecorded_model(site: Path) -> N
     ledger = site / "ledger.jsonl"
     n = len(read_entries(ledger))
     args = ["train", "--dataset", "csv", "--manifest", str(site / "data" / "manifest.csv"), "--size", "16",
-            "--positive", "malignant", "--arch", "resnet10", "--epochs", "1", "--out", str(site / "t.safetensors"),
+            "--positive", "malignant", "--arch", "resnet10s", "--epochs", "1", "--out", str(site / "t.safetensors"),
             "--ledger", str(ledger), "--device", "cpu", "-q"]  # fmt: skip
     assert medforget(*args, fault="outputs-in-place:SIGKILL").returncode == -9
     assert (site / "t.safetensors").is_file() and len(read_entries(ledger)) == n

@@ -63,7 +63,7 @@ def test_batches_read_ahead_by_workers_match_in_memory_batches(breast64_pair) ->
 def test_training_and_unlearning_on_lazy_data_give_the_same_weights(breast) -> None:
     with reading(ReadOptions(lazy=True, workers=2)):
         lazy = load_medmnist("breastmnist")
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32, seed=2)
+    cfg = TrainConfig(arch="resnet10s", epochs=1, batch_size=32, seed=2)
     models = []
     for ds in (breast, lazy):
         model = build_model(cfg, ds, CPU)

@@ -22,6 +22,20 @@ def test_output_shape_for_channels_and_sizes(arch: str, channels: int, size: int
     assert isinstance(model.maxpool, torch.nn.Identity)
 
 
+@pytest.mark.parametrize("size", [28, 64])
+def test_resnet10s_is_resnet10_with_a_stride_2_stem_for_small_inputs(size: int) -> None:
+    """resnet10s is resnet10 with a stride-2 stem: the first stage sees a 28 px image at 14 px."""
+    fast = create_model("resnet10s", num_classes=2, in_channels=1, image_size=size)
+    full = create_model("resnet10", num_classes=2, in_channels=1, image_size=size)
+    assert fast.conv1.stride == (2, 2) and fast.conv1.kernel_size == (3, 3)
+    assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in full.state_dict().items()}
+    seen = []
+    fast.layer1.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    with torch.no_grad():
+        assert fast.eval()(torch.randn(2, 1, size, size)).shape == (2, 2)
+    assert seen == [size // 2]
+
+
 def test_large_inputs_keep_the_imagenet_stem() -> None:
     model = create_model("resnet18", num_classes=2, in_channels=1, image_size=128)
     assert model.conv1.kernel_size == (7, 7) and model.conv1.in_channels == 1

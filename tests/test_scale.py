@@ -34,7 +34,7 @@ def test_train_unlearn_audit_on_the_device(device: str, tmp_path: Path) -> None:
     """The GPU path end to end: mixed precision on CUDA (fp32 on CPU), deterministic mode recorded."""
     cli = CliRunner()
     model = tmp_path / "m.safetensors"
-    args = ["train", "--arch", "resnet10", "--epochs", "1", "--batch-size", "64", "--device", device]
+    args = ["train", "--arch", "resnet10s", "--epochs", "1", "--batch-size", "64", "--device", device]
     res = cli.invoke(app, [*args, "--deterministic", "--out", str(model), "--json", "--quiet"])
     assert res.exit_code == 0, res.stderr
     meta = json.loads(cli.invoke(app, ["info", str(model), "--json"]).stdout)["metadata"]
@@ -57,7 +57,7 @@ def test_train_unlearn_audit_on_the_device(device: str, tmp_path: Path) -> None:
 
 
 def test_mixed_precision_is_refused_on_cpu_and_resolved_on_cuda(breast) -> None:
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32)
+    cfg = TrainConfig(arch="resnet10s", epochs=1, batch_size=32)
     with runtime.use(RuntimeOptions(precision="bf16")), pytest.raises(MedforgetError, match="needs CUDA"):
         train_model(breast, cfg, resolve_device("cpu"), train_split=breast.train.subset(range(32)))
     cpu = runtime.Runtime.for_device(torch.device("cpu"))

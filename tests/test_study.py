@@ -24,7 +24,7 @@ retrains = 2
 methods = ["retrain", {{method = "finetune", label = "ft-1", preset = "published", params = {{epochs = 1}}}}]
 [[datasets]]
 name = "breastmnist"
-train = {{ arch = "resnet10", epochs = 1, batch_size = 32, lr = 0.001, seed = 0 }}
+train = {{ arch = "resnet10s", epochs = 1, batch_size = 32, lr = 0.001, seed = 0 }}
 [[forget]]
 name = "random20"
 design = "random"
@@ -81,7 +81,7 @@ seeds: [0]
 retrains: 2
 methods: [retrain, {method: finetune, label: ft-1, preset: published, params: {epochs: 1}}]
 datasets:
-  - {name: breastmnist, train: {arch: resnet10, epochs: 1, batch_size: 32, lr: 0.001, seed: 0}}
+  - {name: breastmnist, train: {arch: resnet10s, epochs: 1, batch_size: 32, lr: 0.001, seed: 0}}
 forget:
   - {name: random20, design: random, fraction: 0.2}
   - {name: malignant-only10, design: positive-only, fraction: 0.1}
@@ -175,7 +175,7 @@ def test_report_only_summarises_finished_runs_and_runs_nothing(tiny_study, tmp_p
         assert len(list(csv.DictReader(fh))) == 3
     assert "1 runs of the grid not finished yet" in (out / "summary.md").read_text()
     # A recipe whose original model was never trained: report-only must not train it either.
-    other = write(tmp_path, TINY.format(fraction=0.1).replace('"resnet10", epochs = 1', '"resnet10", epochs = 3'))
+    other = write(tmp_path, TINY.format(fraction=0.1).replace('"resnet10s", epochs = 1', '"resnet10s", epochs = 3'))
     res = runner.invoke(app, ["study", str(other), "--out", str(tmp_path / "o"), "--quiet", "--no-plots",
                               "--report-only", "--json"])  # fmt: skip
     assert res.exit_code == 0, res.stderr

@@ -22,7 +22,7 @@ def test_short_training_beats_the_majority_class(breast, breast_ckpt) -> None:
 
 def test_training_is_deterministic_for_a_seed(breast) -> None:
     small = breast.train.subset(range(96))
-    cfg = TrainConfig(arch="resnet10", epochs=1, batch_size=32, seed=7)
+    cfg = TrainConfig(arch="resnet10s", epochs=1, batch_size=32, seed=7)
     dev = resolve_device("cpu")
     a, _ = train_model(breast, cfg, dev, train_split=small)
     b, _ = train_model(breast, cfg, dev, train_split=small)
@@ -36,7 +36,7 @@ def test_fit_restores_the_best_validation_epoch(breast) -> None:
     """The returned weights must be the epoch with the best val accuracy, not the last one."""
     from medforget.engine import build_model
 
-    cfg = TrainConfig(arch="resnet10", epochs=3, batch_size=64, lr=3e-3, seed=1)
+    cfg = TrainConfig(arch="resnet10s", epochs=3, batch_size=64, lr=3e-3, seed=1)
     dev = resolve_device("cpu")
     model = build_model(cfg, breast, dev)
     result = fit(model, breast.train.subset(range(128)), cfg, dev, val=breast.val)

@@ -29,7 +29,7 @@ retrains = 2
 methods = [{method = "finetune", label = "ft-1", params = {epochs = 1}}]
 [[datasets]]
 name = "breastmnist"
-train = { arch = "resnet10", epochs = 2, batch_size = 32, lr = 0.001, seed = 0 }
+train = { arch = "resnet10s", epochs = 2, batch_size = 32, lr = 0.001, seed = 0 }
 [[forget]]
 name = "random20"
 design = "random"

@@ -67,7 +67,9 @@ def train(
             "--lazy/--in-memory", help="Read images from the on-disk image cache [default: lazily above 2 GiB]"
         ),
     ] = default(R, "lazy"),
-    arch: Annotated[str, typer.Option(help="resnet18, resnet50 (or resnet10 for quick runs)")] = default(T, "arch"),
+    arch: Annotated[str, typer.Option(help="resnet18, resnet50 (or resnet10, resnet10s for quick runs)")] = default(
+        T, "arch"
+    ),
     epochs: Annotated[int, typer.Option(min=1)] = default(T, "epochs"),
     batch_size: Annotated[int, typer.Option(min=1)] = default(T, "batch_size"),
     lr: Annotated[float, typer.Option(min=0.0)] = default(T, "lr"),
