@@ -37,9 +37,8 @@ def resnet10(*, num_classes: int, in_channels: int, image_size: int) -> nn.Modul
 @register_model
 def resnet10s(*, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     """ResNet-10 whose 3x3 stem has stride 2 for small inputs (a 28 px image is 14 px wide in the first stage):
-    a quarter of ResNet-10's multiply-adds, for tests, shadow models and quick runs on a CPU. Five epochs on
-    BreastMNIST took 20 s on one core against ResNet-10's 50 s, with test accuracy 85% against 82-83% (seeds 0
-    and 1, one machine)."""
+    a quarter of ResNet-10's multiply-adds, for tests, shadow models and quick runs on a CPU
+    (``benchmarks/arch_speed.py`` compares their training time and accuracy)."""
     model = resnet10(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     if image_size <= SMALL_INPUT_MAX:
         model.conv1.stride = (2, 2)
