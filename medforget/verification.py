@@ -18,6 +18,7 @@ from torch import nn
 from medforget.baseline import Retrain
 from medforget.config import UnlearnSettings
 from medforget.evaluation import MEMO, EvalContext, ModelEval, OperatingPoint
+from medforget.methods import Stopping
 from medforget.recalibrate import retrain_eval
 from medforget.session import Task
 from medforget.verify.analysis import build_analysis
@@ -41,6 +42,7 @@ class MethodRun:
     retrains: list[Retrain]
     source: str
     recalibration: OperatingPoint | None = None  # the offset applied to the unlearned model, if any
+    stopping: Stopping | None = None  # the method's stopping record (iterative methods)
 
 
 @dataclass
@@ -156,6 +158,7 @@ def verify(task: Task, settings: UnlearnSettings, run: MethodRun, tuning: Tuning
         method=settings.method,
         preset=settings.preset,
         params=run.params,
+        stopping=run.stopping,
         request=_request_summary(task),
         classes=ds.classes,
         positive=[ds.classes[i] for i in ds.positive],

@@ -11,13 +11,8 @@ import torch
 from medforget.checkpoint import load_checkpoint
 from medforget.engine import predict
 from medforget.methods import UnlearnTask, get_method, list_methods
-from medforget.methods._loop import (
-    PROBE_SEED_OFFSET,
-    StopRule,
-    random_labels,
-    random_wrong_labels,
-    stratified_probe,
-)
+from medforget.methods._loop import random_labels, random_wrong_labels
+from medforget.methods._stop import PROBE_SEED_OFFSET, StopRule, stratified_probe
 from medforget.methods.salun import retain_class_weights, saliency
 from medforget.request import design_request, resolve
 
@@ -171,6 +166,12 @@ def test_auc_stop_ends_before_the_budget_and_leaves_forget_samples_unremarkable(
     full = auc_of(m(full_task, m.parse_params({"epochs": 8, "lr": 1e-3, "stop": "none"})), full_task)
     assert stopped < original - 0.05 and stopped <= 0.55 + 0.15
     assert full < stopped  # without the rule it keeps going: over-forgetting
+    # each run leaves its record: where the rule stopped it, and the unchecked run's full budget
+    record, budget = stopped_task.stopping, full_task.stopping
+    assert record.rule == "auc" and record.outcome == "forgotten" and record.steps < record.max_steps
+    assert record.steps == record.checks[-1].step and all(c.met for c in record.checks[-2:])
+    assert all(c.value is not None and c.met == (c.value <= 0.55) for c in record.checks)
+    assert budget.rule == "none" and budget.checks == [] and budget.steps == budget.max_steps == record.max_steps
 
 
 def test_random_labels_are_always_wrong_unless_drawn_like_the_reference() -> None:

@@ -259,3 +259,28 @@ def test_audit_page_names_the_attack_and_reads_membership_both_ways() -> None:
     assert "<script" not in page and "&lt;x&gt;" in page and "http://" not in page and "https://" not in page
     assert html.escape("Fail: request, membership (U-LiRA) failed.") in page
     assert "--show-ids" in render_audit_html(audit_report(show_ids=True))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "html_phrase", "line"),
+    [
+        ("forgotten", "It stopped after 33 of at most 225 training steps", "stopped at step 33 of 225: forget AUC"),
+        ("step budget", "It used all 225 training steps", "ran all 225 steps without two checks in a row"),
+    ],
+)
+def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phrase: str, line: str) -> None:
+    from medforget.methods import StopCheck, Stopping
+    from medforget.render.terminal import stopping_line
+
+    checks = [StopCheck(step=11, value=0.71, met=False), StopCheck(step=22, value=0.54, met=True)]
+    checks.append(StopCheck(step=33, value=0.52 if outcome == "forgotten" else 0.60, met=outcome == "forgotten"))
+    steps = 33 if outcome == "forgotten" else 225
+    stopping = Stopping(
+        rule="auc", target=0.55, check_every=11, steps=steps, max_steps=225, outcome=outcome, checks=checks
+    )
+    page = render_unlearn_html(load().model_copy(update={"stopping": stopping}))
+    assert html_phrase in html.unescape(page)
+    assert stopping_line(stopping).startswith(line)
+    last_two = "0.540, 0.520 <= 0.550" if outcome == "forgotten" else "(last: 0.540, 0.600)"
+    assert last_two in stopping_line(stopping)
+    assert "training steps" not in html.unescape(render_unlearn_html(load()))  # no record (older report): no claim

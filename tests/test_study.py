@@ -115,6 +115,11 @@ def test_study_writes_tidy_rows_summary_and_plots(tiny_study) -> None:
             assert r["verdict"] != "fail" and int(r["n_retrains"]) == 2
         assert 0 <= float(r["unlearned_test_accuracy"]) <= 1
         assert float(r["method_seconds"]) > 0
+        # the steps an iterative method took (ft-1 is the published recipe: no stopping rule, every step)
+        if r["label"] == "ft-1":
+            assert r["stop_outcome"] == "step budget" and int(r["steps"]) == int(r["max_steps"]) > 0
+        else:  # exact retraining takes no unlearning steps
+            assert r["steps"] == r["stop_outcome"] == ""
     only = [r for r in rows if r["forget"] == "malignant-only10"]
     assert all(int(r["n_forget_positive"]) == int(r["n_forget"]) == 55 for r in only)  # 10% of 546, all malignant
     summary = (out / "summary.md").read_text()

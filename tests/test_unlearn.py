@@ -49,6 +49,11 @@ def test_unlearn_writes_checkpoint_and_schema_valid_report(salun_cra_run, breast
     assert report["request"]["n_samples"] == 55 and len(report["retrains"]) == 3
     assert report["retrain_seeds"] == [1, 2, 3]  # derived from the recipe's seed 0, never the original's own
     assert report["cost"]["retrain_seconds"] > 0 and report["cost"]["speedup"] > 0
+    stop = report["stopping"]  # when the method stopped, and why
+    assert stop["rule"] == "auc" and 0 < stop["steps"] <= stop["max_steps"] and stop["checks"]
+    agreed = len(stop["checks"]) >= 2 and all(c["met"] for c in stop["checks"][-2:])
+    assert stop["outcome"] == ("forgotten" if agreed else "step budget")
+    assert stop["steps"] == (stop["checks"][-1]["step"] if agreed else stop["max_steps"])
     for model in [report["original"], report["unlearned"], *report["retrains"]]:
         assert model["test"]["fnr"] is not None and model["forget"]["n"] == 55
         assert model["test_auroc"] is not None and model["refit"]["forget_accuracy"] is not None
@@ -127,6 +132,8 @@ def test_every_method_through_the_cli(method: str, salun_cra_run, breast_ckpt: P
     assert report["cost"]["baseline_source"] == "3 retrains (0 trained now, 3 from the cache)"
     assert load_checkpoint(out).meta.unlearning.method == method
     assert report["average_gap"] is not None and 0 <= report["average_gap"] <= 1
+    # every iterative method records how it stopped; SSD takes no steps
+    assert (report["stopping"] is None) == (method == "ssd")
 
 
 def test_exact_retraining_never_fails_and_the_untouched_original_does(salun_cra_run, breast_ckpt, tmp_path) -> None:

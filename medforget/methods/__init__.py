@@ -25,5 +25,6 @@ from medforget.methods import (  # noqa: F401
     ssd,
 )
 from medforget.methods._registry import Method, MethodParams, UnlearnTask, get_method, list_methods, register
+from medforget.methods._stop import StopCheck, Stopping
 
-__all__ = ["Method", "MethodParams", "UnlearnTask", "get_method", "list_methods", "register"]
+__all__ = ["Method", "MethodParams", "StopCheck", "Stopping", "UnlearnTask", "get_method", "list_methods", "register"]

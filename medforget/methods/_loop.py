@@ -1,4 +1,4 @@
-"""Training loops shared by the unlearning methods, and the rule that decides when forgetting is done.
+"""Training loops shared by the unlearning methods.
 
 Most approximate methods optimise an objective on forget samples together with retain samples.
 Iterating the whole retain set every epoch costs as much as retraining; by default (``retain_per_epoch
@@ -6,24 +6,8 @@ Iterating the whole retain set every epoch costs as much as retraining; by defau
 afresh each epoch, in one forward pass (so batch norm sees the mixture). The published recipes instead
 sweep the whole retain set every epoch (``"all"``), which the ``published`` presets select.
 
-**When to stop** (``stop``). Running a fixed number of epochs either forgets nothing or overshoots,
-depending on the learning rate. :class:`StopRule` checks, every ``check_every`` steps (by default
-``checks_per_epoch`` times an epoch), whether the forget samples have become indistinguishable from data
-the model never saw, the state a retrain leaves them in, and stops once two consecutive checks say so:
-
-* ``"auc"`` (default): on an independent, class-stratified probe of the forget set, after refitting
-  the output bias on the validation split (so a shifted threshold does not count as forgetting), the AUC
-  of the forget samples' logit-scaled confidence against validation samples of the same classes must
-  fall to ``stop_auc`` (0.5: indistinguishable). The probe is drawn with its own generator, never the
-  one that orders the training batches.
-* ``"accuracy"``: v1's rule, forget accuracy down to the original's validation accuracy for the same class
-  mix (kept to reproduce earlier results; a threshold shift satisfies it).
-* ``"none"``: run every epoch (the published recipes).
-
-The model trains on between the two agreeing checks. ``rollback`` returns the weights of the first of them
-instead: on random BreastMNIST requests that removed SalUn-CRA's over-forgetting, but malignant-heavy
-requests cross on the probe before the whole forget set does, and were left under-forgotten, so it is off by
-default (docs/results, stop 25).
+Every loop stops by :class:`medforget.methods._stop.StopRule` (when the forget samples look unseen, or
+after every epoch) and leaves the rule's record, :class:`~medforget.methods._stop.Stopping`, on the task.
 """
 
 from __future__ import annotations
@@ -39,16 +23,13 @@ from pydantic import Field
 from torch import nn
 
 from medforget import progress
-from medforget.data import Split, to_float
-from medforget.engine import compute_clock, make_optimizer, make_scheduler, predict, seed_everything
-from medforget.evaluation import fit_output_bias, forget_auc, logit_confidence
+from medforget.data import to_float
+from medforget.engine import compute_clock, make_optimizer, make_scheduler, seed_everything
 from medforget.methods._registry import MethodParams, UnlearnTask
+from medforget.methods._stop import StopParams, StopRule
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``objective(logits_forget, y_forget, rows_forget, logits_retain, y_retain) -> loss``."""
-
-PROBE_SEED_OFFSET = 7919
-"""The probe's generator is seeded apart from the batch order's, so it is not the samples trained on first."""
 
 
 class OptimParams(MethodParams):
@@ -64,36 +45,6 @@ class OptimParams(MethodParams):
         0, ge=0, description="Steps over which the learning rate ramps up linearly from a fraction of it (0: none)"
     )
     batch_size: int = Field(64, ge=2, description="Samples per step (forget + retain)")
-
-
-class StopParams(MethodParams):
-    """When an iterative method stops (see the module docstring)."""
-
-    stop: Literal["auc", "accuracy", "none"] = Field(
-        "auc", description="auc: forget samples look like unseen ones after a bias refit; accuracy: v1's rule; none"
-    )
-    stop_auc: float = Field(
-        0.55, ge=0.3, le=1.0, description="Stop once the forget-vs-unseen confidence AUC is at most this"
-    )
-    check_every: int = Field(0, ge=0, description="Steps between checks (0: checks_per_epoch checks per epoch)")
-    checks_per_epoch: int = Field(
-        4,
-        ge=1,
-        description="Checks per epoch when check_every is 0 (never closer than every 2 steps). More is not "
-        "better: with 8, SalUn-CRA stopped a random PneumoniaMNIST request after 10 steps with test AUROC 0.907, "
-        "where the 22 steps of 4 checks let the retain term repair it (0.952)",
-    )
-    rollback: bool = Field(
-        False,
-        description="Once two consecutive checks agree, return the weights of the first of them (the first crossing) "
-        "rather than those of the second, trained further",
-    )
-    check_samples: int = Field(
-        64,
-        ge=16,
-        description="Forget samples in the probe, stratified by class (validation images compared with them: at most "
-        "4x as many); a check costs about as much as a training step, so small probes keep stopping cheap",
-    )
 
 
 class PairedParams(OptimParams, StopParams):
@@ -113,80 +64,6 @@ class PairedParams(OptimParams, StopParams):
     freeze_output_bias: bool = Field(
         False, description="Keep the output layer's bias fixed, so the decision threshold cannot be what moves"
     )
-
-
-def stratified_rows(labels: torch.Tensor, n: int, seed: int) -> list[int]:
-    """Up to ``n`` row numbers, each class in proportion, drawn with ``seed``'s own generator (sorted)."""
-    if len(labels) <= n:
-        return list(range(len(labels)))
-    gen = torch.Generator().manual_seed(seed)
-    rows: list[int] = []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
-        take = max(1, round(n * len(idx) / len(labels)))
-        rows += idx[torch.randperm(len(idx), generator=gen)[:take]].tolist()
-    return sorted(rows)
-
-
-def stratified_probe(split: Split, n: int, seed: int) -> Split:
-    """Up to ``n`` rows of ``split``, each class in proportion, drawn with ``seed``'s own generator."""
-    return split if len(split) <= n else split.subset(stratified_rows(split.labels, n, seed))
-
-
-def unseen_accuracy(task: UnlearnTask) -> float:
-    """The original model's validation accuracy, weighted to the forget set's class mix (v1's stopping target)."""
-    val = task.dataset.val
-    correct = (predict(task.original, val, task.device).argmax(1) == val.labels).float()
-    overall = float(correct.mean())
-    counts = torch.bincount(task.forget.labels, minlength=task.num_classes)
-    acc = [
-        float(correct[val.labels == c].mean()) if (val.labels == c).any() else overall for c in range(task.num_classes)
-    ]
-    return float(sum(a * int(n) for a, n in zip(acc, counts, strict=True)) / max(int(counts.sum()), 1))
-
-
-class StopRule:
-    """Checks whether forgetting is done; stops after two consecutive checks agree."""
-
-    def __init__(self, task: UnlearnTask, p: StopParams, steps_per_epoch: int) -> None:
-        self.task, self.p = task, p
-        self.every = p.check_every or max(2, steps_per_epoch // p.checks_per_epoch)
-        self.probe = stratified_probe(task.forget, p.check_samples, task.seed + PROBE_SEED_OFFSET)
-        self.val = stratified_probe(task.dataset.val, 4 * p.check_samples, task.seed + PROBE_SEED_OFFSET)
-        self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
-        self.hits = 0
-        self.first: dict[str, torch.Tensor] = {}  # the weights at the first of two agreeing checks (rollback)
-        self.last = ""
-
-    def done(self, model: nn.Module, step: int) -> bool:
-        if self.p.stop == "none" or step % self.every:
-            return False
-        met = self._met(model)
-        model.train()
-        self.hits = self.hits + 1 if met else 0
-        if self.p.rollback and self.hits == 1:
-            self.first = copy.deepcopy(model.state_dict())
-        elif self.p.rollback and self.hits >= 2:
-            model.load_state_dict(self.first)
-        return self.hits >= 2
-
-    def _met(self, model: nn.Module) -> bool:
-        dev, val = self.task.device, self.val
-        logits = predict(model, self.probe, dev)
-        if self.p.stop == "accuracy":
-            acc = float((logits.argmax(1) == self.probe.labels).float().mean())
-            self.last = f"forget acc {acc:.3f} (unseen {self.target:.3f})"
-            return acc <= (self.target or 0.0)
-        val_logits = predict(model, val, dev)
-        bias = torch.as_tensor(fit_output_bias(val_logits, val.labels), dtype=logits.dtype)
-        auc = forget_auc(
-            logit_confidence(logits + bias, self.probe.labels),
-            self.probe.labels.numpy(),
-            logit_confidence(val_logits + bias, val.labels),
-            val.labels.numpy(),
-        )
-        self.last = f"forget AUC {auc:.3f}"
-        return auc is not None and auc <= self.p.stop_auc
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -313,8 +190,8 @@ def forget_retain_loop(
                 step += 1
                 if rule.done(model, step):
                     job.note(f"{rule.last}: forgotten, stop")
-                    return model.eval()
-    return model.eval()
+                    return rule.finish(model, step, p.epochs * steps)
+    return rule.finish(model, step, p.epochs * steps)
 
 
 def retain_loop(
@@ -349,20 +226,16 @@ def retain_loop(
                 step += 1
                 if rule.done(model, step):
                     job.note(f"{rule.last}: forgotten, stop")
-                    return model.eval()
-    return model.eval()
+                    return rule.finish(model, step, p.epochs * steps)
+    return rule.finish(model, step, p.epochs * steps)
 
 
 __all__ = [
     "OptimParams",
     "PairedParams",
-    "StopParams",
-    "StopRule",
     "forget_retain_loop",
     "random_labels",
     "random_wrong_labels",
     "retain_loop",
-    "stratified_probe",
-    "stratified_rows",
     "uniform_target_loss",
 ]

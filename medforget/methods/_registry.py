@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +19,9 @@ from torch import nn
 from medforget.config import TrainConfig
 from medforget.data import Dataset, Split
 from medforget.errors import MedforgetError, first_problem
+
+if TYPE_CHECKING:
+    from medforget.methods._stop import Stopping  # it imports this module
 
 
 class MethodParams(BaseModel):
@@ -36,6 +39,8 @@ class UnlearnTask:
 
     ``model`` is a private copy; methods may change it in place and return it.
     ``original`` is a frozen copy of the model before unlearning (teachers, saliency).
+    ``stopping`` is left by an iterative method's stopping rule (:class:`medforget.methods._stop.Stopping`):
+    when it checked, what it measured, and why it stopped; None for a method without steps.
     """
 
     model: nn.Module
@@ -46,6 +51,7 @@ class UnlearnTask:
     device: torch.device
     seed: int = 0
     original: nn.Module = field(init=False)
+    stopping: Stopping | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.original = copy.deepcopy(self.model).eval()

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.methods._loop import OptimParams, StopParams, retain_loop
+from medforget.methods._loop import OptimParams, retain_loop
 from medforget.methods._registry import UnlearnTask, register
+from medforget.methods._stop import StopParams
 
 PUBLISHED = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 10, "stop": "none"}
 

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.methods._loop import OptimParams, StopParams, retain_loop
+from medforget.methods._loop import OptimParams, retain_loop
 from medforget.methods._registry import UnlearnTask, register
+from medforget.methods._stop import StopParams
 
 
 class Params(OptimParams, StopParams):

@@ -23,14 +23,9 @@ from torch import nn
 
 from medforget.data import batches
 from medforget.engine import compute_clock
-from medforget.methods._loop import (
-    PROBE_SEED_OFFSET,
-    PairedParams,
-    forget_retain_loop,
-    random_labels,
-    stratified_rows,
-)
+from medforget.methods._loop import PairedParams, forget_retain_loop, random_labels
 from medforget.methods._registry import UnlearnTask, register
+from medforget.methods._stop import PROBE_SEED_OFFSET, stratified_rows
 from medforget.methods.random_label import PUBLISHED
 
 

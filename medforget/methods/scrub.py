@@ -22,8 +22,9 @@ from torch import nn
 from medforget import progress
 from medforget.data import to_float
 from medforget.engine import compute_clock, make_optimizer, make_scheduler, seed_everything
-from medforget.methods._loop import OptimParams, StopParams, StopRule
+from medforget.methods._loop import OptimParams
 from medforget.methods._registry import UnlearnTask, register
+from medforget.methods._stop import StopParams, StopRule
 
 
 class Params(OptimParams, StopParams):
@@ -79,8 +80,11 @@ def scrub(task: UnlearnTask, p: Params) -> nn.Module:
     total = p.epochs * min_steps + min(p.max_epochs, p.epochs) * max_steps
     sched = make_scheduler(opt, p.schedule, total, p.warmup_steps)
     rule = StopRule(task, p, min_steps)
+    taken = 0  # optimizer steps, max and min; the rule counts min steps only
 
     def step(images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, maximise: bool) -> float:
+        nonlocal taken
+        taken += 1
         x = to_float(images[rows]).contiguous(memory_format=fmt)
         with compute_clock.running(dev):
             out = student(x)
@@ -105,7 +109,7 @@ def scrub(task: UnlearnTask, p: Params) -> nn.Module:
             for i, rows in enumerate(order.split(p.batch_size)):
                 job.advance(1, f"min {step(r_img, r_lab, rows, False):.3f}")
                 # Only after the max phase: it is what forgets; the min steps that follow repair.
-                if epoch >= p.max_epochs - 1 and rule.done(student, epoch * min_steps + i + 1):
+                if epoch >= p.max_epochs - 1 and rule.done(student, epoch * min_steps + i + 1, taken):
                     job.note(f"{rule.last}: forgotten, stop")
-                    return student.eval()
-    return student.eval()
+                    return rule.finish(student, taken, total)
+    return rule.finish(student, taken, total)

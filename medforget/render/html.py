@@ -48,6 +48,7 @@ from medforget.verify.verdict import Check
 
 if TYPE_CHECKING:
     from medforget.audit.report import AuditReport
+    from medforget.methods import Stopping
 
 LEDGER_PLACEHOLDER = "\x00medforget-ledger-entry\x00"
 """Stands for the ledger position until the entry is appended (see :func:`medforget.unlearn.write_outputs`)."""
@@ -195,6 +196,28 @@ def time_sentence(cost: Cost) -> str:
     return text
 
 
+def stopping_sentence(s: Stopping | None) -> str:
+    """When the method stopped, and why, in plain words (starts with a space; empty for a method without steps)."""
+    if s is None:
+        return ""
+    if s.rule == "none":
+        return f" It trained for a fixed {s.steps} steps, with no rule to stop earlier."
+    looked = (
+        "the erased images looked, to the model, like images it had never seen"
+        if s.rule == "auc"
+        else "its accuracy on the erased images fell to its accuracy on images it had never seen"
+    )
+    if s.outcome == "forgotten":
+        return (
+            f" It stopped after {s.steps} of at most {s.max_steps} training steps, once {looked}"
+            " (on a sample of them, at two checks in a row)."
+        )
+    return (
+        f" It used all {s.max_steps} training steps its settings allow without two checks in a row finding that"
+        f" {looked}; the checks below say how far it got."
+    )
+
+
 @dataclass(frozen=True)
 class WhatWasDone:
     method_text: str
@@ -225,7 +248,7 @@ def what_was_done(report: UnlearnReport) -> WhatWasDone:
     ]
     method_text = METHOD_PLAIN.get(r.method, f"applied the unlearning method {r.method}")
     seeds = ", ".join(str(s) for s in r.retrain_seeds)
-    return WhatWasDone(method_text, time_sentence(r.cost), seeds, facts)
+    return WhatWasDone(method_text, stopping_sentence(r.stopping) + time_sentence(r.cost), seeds, facts)
 
 
 # --------------------------------------------------------------------------- pages

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from medforget.audit.report import AuditReport
     from medforget.checkpoint import LoadedCheckpoint
     from medforget.ledger import LedgerEntry, LedgerVerification
+    from medforget.methods import Stopping
     from medforget.request import ResolvedRequest
     from medforget.train import TrainSummary
     from medforget.tune import MethodConfig
@@ -151,6 +152,18 @@ def request_check(res: ResolvedRequest, dataset: str) -> RenderableType:
 # --------------------------------------------------------------------------- unlearn
 
 
+def stopping_line(s: Stopping) -> str:
+    """The stopping rule's outcome: 'stopped at step 33 of 225: forget AUC 0.531, 0.522 <= 0.55 (two checks)'."""
+    if s.rule == "none":
+        return f"stopping rule: none, {s.steps} steps"
+    measure = "forget AUC" if s.rule == "auc" else "probe forget accuracy"
+    last = ", ".join("n/a" if c.value is None else f"{c.value:.3f}" for c in s.checks[-2:]) or "no check"
+    target = f"{s.target:.3f}" if s.target is not None else "?"
+    if s.outcome == "forgotten":
+        return f"stopped at step {s.steps} of {s.max_steps}: {measure} {last} <= {target} on two checks in a row"
+    return f"ran all {s.max_steps} steps without two checks in a row at {measure} <= {target} (last: {last})"
+
+
 def unlearn_report(r: UnlearnReport) -> RenderableType:
     """The verdict, then original / unlearned / retrains (mean ± sd) side by side, then every check."""
     k = len(r.retrains)
@@ -186,6 +199,8 @@ def unlearn_report(r: UnlearnReport) -> RenderableType:
             f"(baseline: {c.baseline_source})"
         ),
     ]
+    if r.stopping is not None:
+        lines.append(_t(stopping_line(r.stopping)))
     if c.tuning_seconds is not None:
         pays = (
             f"; it pays for itself after {c.tuning_break_even_requests:.1f} requests"

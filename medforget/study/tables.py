@@ -47,7 +47,7 @@ COLUMNS = [
     "retrain_test_fnr_op_margin", "test_fnr_op_increase", "evidence_difference", "evidence_noise",
     *(f"check_{c}" for c in CHECKS),
     *(f"{m}_forget_{d}_accuracy" for m in ("unlearned", "retrain") for d in ("easy", "medium", "hard")),
-    "method_seconds", "retrain_seconds", "time_fraction", "params",
+    "steps", "max_steps", "stop_outcome", "method_seconds", "retrain_seconds", "time_fraction", "params",
 ]  # fmt: skip
 """One column per reported metric (:data:`medforget.verify.metrics.METRICS`) and model (the retrains' mean, and
 their spread), the threshold-free and operating-point results, each verdict check's status, then the cost."""
@@ -96,6 +96,8 @@ def tidy_row(rec: RunRecord) -> dict[str, Any]:
     for sl in diff.slices if diff is not None else []:
         row[f"unlearned_forget_{sl.name}_accuracy"] = sl.unlearned.accuracy
         row[f"retrain_forget_{sl.name}_accuracy"] = sl.retrain.accuracy if sl.retrain is not None else None
+    if r.stopping is not None:  # how far an iterative method went, and why it stopped
+        row.update(steps=r.stopping.steps, max_steps=r.stopping.max_steps, stop_outcome=r.stopping.outcome)
     row["method_seconds"] = r.cost.method_seconds
     row["retrain_seconds"] = r.cost.retrain_seconds
     if r.cost.retrain_seconds:
@@ -143,6 +145,7 @@ SUMMARY_METRICS = [  # (column, header, scale): percentages shown in points
     ("average_gap", "avg gap", 100),
     ("time_fraction", "time / retrain", 100),
     ("method_seconds", "time s", 1),
+    ("steps", "steps", 1),
 ]
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from medforget import __version__
 from medforget.config import Thresholds
 from medforget.evaluation import ModelEval, OperatingPoint
+from medforget.methods import Stopping
 from medforget.request import ClassCount
 from medforget.verify.analysis import ReportAnalysis
 from medforget.verify.evidence import SampleEvidence
@@ -78,6 +79,11 @@ class UnlearnReport(BaseModel):
     method: str
     preset: str = Field("fast", description="The method's named parameter set the params started from")
     params: dict[str, Any]
+    stopping: Stopping | None = Field(
+        None,
+        description="How the method decided it was done: its stopping rule's checks and the step it stopped at "
+        "(None: a method without steps, or a report written before it was recorded)",
+    )
     request: RequestSummary
     classes: list[str]
     positive: list[str] = Field(description="Disease classes, on which FNR is measured")
