@@ -37,8 +37,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def append(title: str, table: str, notes: str = "") -> None:
-    """Print the table and append it with date, machine and the exact command to RESULTS.md."""
+def append(title: str, table: str, notes: str = "", record: bool = True) -> None:
+    """Print the table and append it with date, machine and the exact command to RESULTS.md.
+
+    ``record=False`` (a script's ``--no-record``: a worker, a trial run) prints the table and notes only.
+    """
+    if not record:
+        print(table + (f"\n\n{notes}" if notes else ""))
+        return
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     block = f"\n## {title}\n\n- date: {stamp}\n- machine: {machine()}\n- command: `{command}`\n\n{table}\n"

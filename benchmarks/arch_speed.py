@@ -47,14 +47,12 @@ def main() -> None:
         [[a, f"{statistics.mean(s):.1f}", f"{statistics.mean(s) / base:.2f}"] for a, s in seconds.items()],
     )
     table = markdown_table(["arch", "seed", "train s", "val acc", "test acc", "test FNR"], rows)
-    if args.no_record:
-        print(table + "\n\n" + summary)
-        return
     append(
         f"Quick architectures on {args.dataset}: time and accuracy of the test recipe (arch_speed.py)",
         table + "\n\n" + summary,
         f"{args.epochs} epochs, batch 32, lr 1e-3, the best validation epoch kept; training and the final "
         "validation and test evaluation timed together, in one process.",
+        record=not args.no_record,
     )
 
 

@@ -158,14 +158,12 @@ def main() -> None:
         f"{8 * gpu_train * 224 * 224 / 1e9:.1f} GB/s of reads. CPU timings taken under load (other jobs on the "
         "2 cores)."
     )
-    if args.no_record:
-        print(measured + "\n\n" + table + "\n\n" + notes)
-    else:
-        append(
-            "CheXpert at 224 px with ResNet-50: measured per-image costs and estimates (chexpert_estimate.py)",
-            measured + "\n\n" + table,
-            notes,
-        )
+    append(
+        "CheXpert at 224 px with ResNet-50: measured per-image costs and estimates (chexpert_estimate.py)",
+        measured + "\n\n" + table,
+        notes,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

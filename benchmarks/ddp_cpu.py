@@ -80,10 +80,7 @@ def main() -> None:
         f"{load0:.1f} at the start and {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores (other jobs "
         "shared the machine), so the times compare the runs of this table only roughly."
     )
-    if args.no_record:
-        print(table + "\n\n" + notes)
-    else:
-        append("1 vs 2 processes (torchrun, gloo) on CPU (ddp_cpu.py)", table, notes)
+    append("1 vs 2 processes (torchrun, gloo) on CPU (ddp_cpu.py)", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

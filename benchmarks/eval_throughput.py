@@ -52,11 +52,8 @@ def main() -> None:
     first = args.batch_sizes[0]
     header = ["dataset", "split", "images", "batch size", "best s", "images/s", f"largest logit difference vs {first}"]
     table = markdown_table(header, rows)
-    if args.no_record:
-        print(table)
-    else:
-        notes = f"{args.arch} (seed-0 initial weights), CPU, best of {args.repeats} passes over the split."
-        append("Evaluation throughput by batch size (eval_throughput.py)", table, notes)
+    notes = f"{args.arch} (seed-0 initial weights), CPU, best of {args.repeats} passes over the split."
+    append("Evaluation throughput by batch size (eval_throughput.py)", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

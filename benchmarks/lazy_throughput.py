@@ -218,10 +218,7 @@ def report(args) -> None:
         f"Under load: 1-minute load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
         f"({os.cpu_count()} cores shared with other jobs)."
     )
-    if args.no_record:
-        print(table + "\n\n" + notes)
-    else:
-        append("Lazy loading at 224 px from a CSV folder (lazy_throughput.py)", table, notes)
+    append("Lazy loading at 224 px from a CSV folder (lazy_throughput.py)", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

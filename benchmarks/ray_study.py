@@ -161,11 +161,8 @@ def main() -> None:
         f"alternating order. 1-minute load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
         f"{os.cpu_count()} cores."
     )
-    if args.no_record:
-        print(table + "\n\n" + target + "\n\n" + notes)
-    else:
-        append("A study grid through Ray against the local runner, as two CLI processes (ray_study.py)",
-               table + "\n\n" + target, notes)  # fmt: skip
+    title = "A study grid through Ray against the local runner, as two CLI processes (ray_study.py)"
+    append(title, table + "\n\n" + target, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,9 @@ def main() -> None:
         f"training images; best of {args.repeats} each. The mask is `|grad| >= threshold`, so the same threshold "
         "gives the same mask."
     )
-    if args.no_record:
-        print(table + "\n\n" + notes)
-    else:
-        append("SalUn's mask threshold: kthvalue vs partition (saliency_threshold.py)", table, notes)
+    append(
+        "SalUn's mask threshold: kthvalue vs partition (saliency_threshold.py)", table, notes, record=not args.no_record
+    )
 
 
 if __name__ == "__main__":

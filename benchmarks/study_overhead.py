@@ -74,10 +74,7 @@ def main() -> None:
         f"invocation started {last.started_at:%Y-%m-%d %H:%M} UTC (`{last.command}`). Original-model training "
         "is not in the sum of run times, so the re-run ratio is an upper bound."
     )
-    if args.no_record:
-        print(table)
-    else:
-        append(f"Study overhead and re-run cache ({cfg.name})", table, notes)
+    append(f"Study overhead and re-run cache ({cfg.name})", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

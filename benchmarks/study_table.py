@@ -28,10 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     records = [RunRecord.model_validate_json(p.read_text()) for p in sorted((args.study / "runs").rglob("*.json"))]
     table = markdown_table(*summarise([tidy_row(r) for r in records]))
-    if args.no_record:
-        print(table)
-    else:
-        append(args.title, table, args.notes)
+    append(args.title, table, args.notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -77,10 +77,7 @@ def main() -> None:
     table = markdown_table(
         ["dataset", "arch", "size", "batch", "pipeline img/s", "raw img/s", "pipeline/raw", "target >= 90%"], rows
     )
-    if args.no_record:
-        print(table)
-    else:
-        append("Training throughput (train_throughput.py)", table)
+    append("Training throughput (train_throughput.py)", table, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def _fnr_excess(r: dict[str, Any]) -> float | None:
 def targets_table(rows: list[dict[str, Any]]) -> str:
     """Issue 11's targets for SalUn-CRA v2, one line per target and cell, with the worst seed.
 
-    * verdict: passes or is inconclusive (never fails) on at least 2 of 3 seeds;
+    * verdict: passes or is inconclusive (never fails) on at least 2 of 3 seeds (two thirds of them, with more);
     * FNR at the recalibrated operating point at most the retrains' mean + their noise margin, on every seed;
     * average gap to the retrain mean below the retrain-to-retrain spread on the random designs, mean over
       seeds: the average gap of fresh exact retrains to the same mean (``retrain``, seed K+1, and, where it
@@ -86,7 +86,7 @@ def targets_table(rows: list[dict[str, Any]]) -> str:
     for (dataset, forget), rs in _cells(rows, CRA).items():
         ok = sum(r["verdict"] in ("pass", "inconclusive") for r in rs)
         body.append(["verdict never fail on >= 2/3 seeds", dataset, forget, len(rs), f"{ok}/{len(rs)} not fail",
-                     ", ".join(str(r["verdict"]) for r in rs), "yes" if ok >= min(2, len(rs)) else "no"])  # fmt: skip
+                     ", ".join(str(r["verdict"]) for r in rs), "yes" if 3 * ok >= 2 * len(rs) else "no"])  # fmt: skip
         ex = [_fnr_excess(r) for r in rs]
         known = [100 * e for e in ex if e is not None]
         met = len(known) == len(ex) and max(known) <= 0
@@ -160,10 +160,7 @@ def main() -> None:
         + f". Study wall time {result.timings.wall_seconds:.0f} s ({result.timings.runs_done} runs done, "
         f"{result.timings.runs_reused} reused)."
     )
-    if args.no_record:
-        print(table)
-    else:
-        append("Unlearning methods vs retrain (unlearn_bench.py)", table, notes)
+    append("Unlearning methods vs retrain (unlearn_bench.py)", table, notes, record=not args.no_record)
 
 
 if __name__ == "__main__":

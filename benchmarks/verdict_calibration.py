@@ -273,11 +273,12 @@ def main() -> None:
         proxies = args.proxy_seeds or args.study_seeds
         used = ", ".join(args.calibration)
         notes += f" Calibrations: {used} (proxy requests {proxies}, a run's own left out). {agree_summary}."
-    if args.no_record:
-        print(text)
-        print(notes)
-    else:
-        append("Verdict specificity, power and calibrated agreement (verdict_calibration.py)", text, notes)
+    append(
+        "Verdict specificity, power and calibrated agreement (verdict_calibration.py)",
+        text,
+        notes,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":
