@@ -34,13 +34,13 @@ from medforget.request import DeletionRequest, design_request
 from medforget.session import Task, open_task
 from medforget.unlearn import run_unlearning
 
-Timing = tuple[str, float, float, float]
+Timing = tuple[str, float, float, float, str]
 
 
 def time_methods(
     original: str, req: DeletionRequest, task: Task, methods: list[str], params: dict, seed: int, verdict: bool = True
 ) -> list[Timing]:
-    """``(method, method s, unlearn s, calibrated-verdict s or nan)`` for each method on one request."""
+    """Per method on one request: ``(method, method s, unlearn s, calibrated-verdict s or nan, steps / budget)``."""
     out = []
     for m in methods:
         settings = UnlearnSettings(method=m, params=params, seed=seed, device="cpu", baseline="none")
@@ -53,7 +53,9 @@ def time_methods(
             for model in (result.model, task.original()):
                 evaluate(model, task.eval_sets(), ctx, task.device)
         verdict_s = time.perf_counter() - start if verdict else float("nan")
-        out.append((m, result.report.cost.method_seconds, total_s, verdict_s))
+        stop = result.report.stopping
+        steps = f"{stop.steps}/{stop.max_steps}" if stop is not None else "-"
+        out.append((m, result.report.cost.method_seconds, total_s, verdict_s, steps))
     return out
 
 
@@ -79,17 +81,17 @@ def main() -> None:
     rows, shares = [], {}
     for (design, seed), req in requests.items():
         task = open_task(args.original, req, device="cpu", allow_class_removal=True)
-        for m, method_s, total_s, verdict_s in time_methods(
+        for m, method_s, total_s, verdict_s, steps in time_methods(
             args.original, req, task, args.methods, params, seed, not args.no_verdict
         ):
             shares.setdefault(m, []).append(100 * method_s / retrain_s)
             rows.append([ds.name, f"{design}{round(100 * args.fraction)}", seed, m,
-                         ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults", f"{method_s:.1f}",
+                         ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults", steps, f"{method_s:.1f}",
                          f"{retrain_s:.1f}", f"{100 * method_s / retrain_s:.1f}%", f"{total_s:.1f}",
                          "not timed" if math.isnan(verdict_s) else f"{100 * verdict_s / retrain_s:.1f}%"])  # fmt: skip
             print(rows[-1], flush=True)
-    header = ["dataset", "forget set", "request seed", "method", "params", "method s", "one retrain s",
-              "method / retrain", "unlearn s (method + recalibration + evaluation)",
+    header = ["dataset", "forget set", "request seed", "method", "params", "steps / budget", "method s",
+              "one retrain s", "method / retrain", "unlearn s (method + recalibration + evaluation)",
               "calibrated verdict / retrain"]  # fmt: skip
     target = {m: ("yes" if max(v) <= 10 else "no") if m == "salun-cra" else "" for m, v in shares.items()}
     summary = markdown_table(
