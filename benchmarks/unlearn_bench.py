@@ -52,7 +52,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2
         "method": "salun-cra",
         "params": {"retain_anchor": 0.3, "anchor_scale": "retained-share"},
     },
-    "salun-cra+anchor-centred": {"method": "salun-cra", "params": {"retain_anchor": 0.3, "anchor_centred": True}},
 }
 CRA = "salun-cra"
 

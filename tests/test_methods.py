@@ -280,28 +280,6 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
     assert acc[0.3] > acc[0.0], acc  # the retain set keeps what it taught
 
 
-def test_a_centred_anchor_lets_a_class_move_as_a_whole_and_nothing_else() -> None:
-    """``anchor_centred``: a shift shared by the retain rows of one class costs nothing; moving one row does, as
-    does the same shift under the plain anchor. The forget rows (the first ``n_forget``) are never anchored."""
-    from medforget.methods._loop import _Anchor
-
-    torch.manual_seed(0)
-    layer, x = torch.nn.Linear(3, 2), torch.randn(7, 3)
-    with torch.no_grad():
-        ref = layer(x)
-    labels = torch.tensor([0, 0, 1, 1, 1])  # the 5 retain rows after 2 forget rows
-    shifted = ref.clone()
-    shifted[2:4] += torch.tensor([0.5, -0.5])  # class 0 as a whole
-    shifted[4:] += torch.tensor([-1.0, 2.0])  # class 1 as a whole
-    shifted[:2] += 3.0  # forget rows: free either way
-    weight = torch.full((2,), 0.3)
-    centred, plain = _Anchor(layer, weight, centred=True), _Anchor(layer, weight)
-    assert float(centred.loss(x, shifted, 2, labels)) < 1e-10 < float(plain.loss(x, shifted, 2, labels))
-    one = ref.clone()
-    one[5] += torch.tensor([0.0, 1.0])
-    assert float(centred.loss(x, one, 2, labels)) > 0.01
-
-
 def test_salun_cra_anchor_can_hold_a_depleted_class_less(breast, breast_ckpt: Path) -> None:
     """``anchor_scale="retained-share"``: a malignant-heavy request leaves 60 of 147 malignant training images
     (41%) against 80% overall, so retained malignant images are anchored at about half the weight; a random

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -94,20 +93,6 @@ def _trainable(model: nn.Module, freeze_output_bias: bool) -> list[nn.Parameter]
     return [p for p in model.parameters() if not (freeze_output_bias and p is last.bias)]
 
 
-@dataclass(frozen=True)
-class AnchorSpec:
-    """The retain anchor's settings: a weight for all classes or one per class, and whether it is centred.
-
-    The term keeps the retain samples' logits at the original model's on the same batch (squared distance). A
-    retain sample the model is sure of gives cross-entropy no gradient, so without it nothing resists a forget
-    term that pulls retained data down too. ``centred``: only up to a shift shared by the batch's retain samples
-    of each class, so a class as a whole may move (as it does in a retrain that a request depletes).
-    """
-
-    weight: float | torch.Tensor = 0.0
-    centred: bool = False
-
-
 class _Anchor:
     """The original model, frozen, run on each training batch: the retain samples' logits are kept near its own.
 
@@ -116,22 +101,15 @@ class _Anchor:
     original stays untouched).
     """
 
-    def __init__(self, original: nn.Module, weight: torch.Tensor, centred: bool = False) -> None:
+    def __init__(self, original: nn.Module, weight: torch.Tensor) -> None:
         self.reference = copy.deepcopy(original).train().requires_grad_(False)
         self.weight = weight  # per class of the retain sample
-        self.centred = centred  # anchor up to a shift shared by the batch's retain rows of each class
 
     def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int, labels: torch.Tensor) -> torch.Tensor:
         """Weighted squared distance of the retain rows' logits (after ``n_forget`` forget rows; ``labels``)."""
         with torch.no_grad():
             ref = self.reference(x)[n_forget:]
-        drift = logits[n_forget:] - ref
-        if self.centred:
-            k = len(self.weight)
-            counts = torch.bincount(labels, minlength=k).clamp_min(1).to(drift.dtype)
-            mean = torch.zeros(k, drift.shape[1], dtype=drift.dtype, device=drift.device).index_add(0, labels, drift)
-            drift = drift - (mean / counts[:, None])[labels]
-        squared = drift**2
+        squared = (logits[n_forget:] - ref) ** 2
         if bool((self.weight == self.weight[0]).all()):  # one weight: summed as before, so results reproduce
             return self.weight[0] * squared.sum() / len(x)
         return squared.sum(1) @ self.weight[labels] / len(x)
@@ -154,7 +132,7 @@ def forget_retain_loop(
     forget_labels: torch.Tensor | None = None,
     after_step: Callable[[], None] | None = None,
     description: str = "unlearn",
-    anchor: AnchorSpec | None = None,
+    retain_anchor: float | torch.Tensor = 0.0,
 ) -> nn.Module:
     """Optimise ``objective`` over forget batches paired with fresh retain samples, until the stop rule says done.
 
@@ -165,8 +143,10 @@ def forget_retain_loop(
         forget_labels: labels to train the forget samples toward (default: their own).
         after_step: run after every optimizer step (e.g. SalUn's mask enforcement).
         description: the progress task's name.
-        anchor: a term keeping the retain samples' logits at the original model's (:class:`AnchorSpec`; None or
-            a zero weight: none).
+        retain_anchor: weight of a term keeping the retain samples' logits at the original model's on the same
+            batch (squared distance; 0: none), one for all classes or one per class. A retain sample the model is
+            sure of gives cross-entropy no gradient, so without it nothing resists a forget term that pulls
+            retained data down too.
 
     Returns:
         The model, in eval mode.
@@ -183,9 +163,8 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps, p.warmup_steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
-    spec = anchor or AnchorSpec()
-    anchor_weight = torch.as_tensor(spec.weight, dtype=torch.float32).expand(task.num_classes).to(dev)
-    held = _Anchor(task.original, anchor_weight, spec.centred) if bool(anchor_weight.max() > 0) else None
+    anchor_weight = torch.as_tensor(retain_anchor, dtype=torch.float32).expand(task.num_classes).to(dev)
+    anchor = _Anchor(task.original, anchor_weight) if bool(anchor_weight.max() > 0) else None
     step = 0
     model.train()
     with progress.track(description, p.epochs * steps) as job:
@@ -199,8 +178,8 @@ def forget_retain_loop(
                 with compute_clock.running(dev):
                     logits = model(x)
                     loss = objective(logits[: len(fr)], f_lab[fr], fr, logits[len(fr) :], r_lab[rr])
-                    if held is not None:
-                        loss = loss + held.loss(x, logits, len(fr), r_lab[rr])
+                    if anchor is not None:
+                        loss = loss + anchor.loss(x, logits, len(fr), r_lab[rr])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -252,7 +231,6 @@ def retain_loop(
 
 
 __all__ = [
-    "AnchorSpec",
     "OptimParams",
     "PairedParams",
     "forget_retain_loop",

@@ -23,7 +23,7 @@ from torch import nn
 
 from medforget.data import batches
 from medforget.engine import compute_clock
-from medforget.methods._loop import AnchorSpec, PairedParams, forget_retain_loop, random_labels
+from medforget.methods._loop import PairedParams, forget_retain_loop, random_labels
 from medforget.methods._registry import UnlearnTask, register
 from medforget.methods._stop import PROBE_SEED_OFFSET, stratified_rows
 from medforget.methods.random_label import PUBLISHED
@@ -143,7 +143,7 @@ def masked_loop(
     forget_labels: torch.Tensor | None,
     name: str,
     found: Saliency | None = None,
-    anchor: AnchorSpec | None = None,
+    retain_anchor: float | torch.Tensor = 0.0,
 ) -> nn.Module:
     """Run ``forget_retain_loop`` with updates confined to the saliency mask (``found``, or computed now)."""
     mask = (found or saliency(task, p.mask_fraction, p.saliency_samples)).mask
@@ -154,13 +154,7 @@ def masked_loop(
     restore = _restorer(named, mask) if p.weight_decay > 0 else None
     try:
         return forget_retain_loop(
-            task,
-            p,
-            objective,
-            forget_labels,
-            after_step=restore,
-            description=name,
-            anchor=anchor,
+            task, p, objective, forget_labels, after_step=restore, description=name, retain_anchor=retain_anchor
         )
     finally:
         for h in hooks:

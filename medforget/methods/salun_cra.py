@@ -56,7 +56,7 @@ from pydantic import Field
 from torch import nn
 
 from medforget.engine import predict
-from medforget.methods._loop import AnchorSpec, random_labels, uniform_target_loss
+from medforget.methods._loop import random_labels, uniform_target_loss
 from medforget.methods._registry import UnlearnTask, register
 from medforget.methods.salun import PUBLISHED, class_counts, masked_loop, retain_class_weights, saliency
 from medforget.methods.salun import Params as SalUnParams
@@ -124,11 +124,6 @@ class Params(SalUnParams):
         "depletes, which a retrain knows less well, is held less. An ablation: on BreastMNIST it was never failed "
         "(6 requests) but moved gaps from malignant-heavy to random requests rather than closing them; "
         "benchmarks/RESULTS.md, salun-cra+anchor-share",
-    )
-    anchor_centred: bool = Field(
-        False,
-        description="Anchor each retain sample only up to a shift shared by the batch's retain samples of its class, "
-        "so a class as a whole may move, as it does in a retrain the request depletes (an ablation)",
     )
 
     PRESETS: ClassVar[dict] = {"published": {**PUBLISHED, "saliency_samples": None}, "v1": V1}
@@ -277,8 +272,7 @@ def salun_cra(task: UnlearnTask, p: Params) -> nn.Module:
         retain = F.cross_entropy(lr, yr, weight=weight, reduction="sum")
         return (retain + _forget_term(p, targets, lf, y_true[rows], yf, rows)) / (len(lf) + len(lr))
 
-    anchor = AnchorSpec(anchor_weights(task, p), p.anchor_centred)
-    return masked_loop(task, p, objective, relabel, "salun-cra", found, anchor)
+    return masked_loop(task, p, objective, relabel, "salun-cra", found, anchor_weights(task, p))
 
 
 def anchor_weights(task: UnlearnTask, p: Params) -> torch.Tensor:
