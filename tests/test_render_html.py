@@ -8,6 +8,7 @@ from it in memory. Nothing here trains or evaluates a model.
 from __future__ import annotations
 
 import html
+import io
 import re
 from pathlib import Path
 
@@ -269,8 +270,10 @@ def test_audit_page_names_the_attack_and_reads_membership_both_ways() -> None:
     ],
 )
 def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phrase: str, line: str) -> None:
+    from rich.console import Console
+
     from medforget.methods import StopCheck, Stopping
-    from medforget.render.terminal import stopping_line
+    from medforget.render.terminal import stopping_line, unlearn_report
 
     checks = [StopCheck(step=11, value=0.71, met=False), StopCheck(step=22, value=0.54, met=True)]
     checks.append(StopCheck(step=33, value=0.52 if outcome == "forgotten" else 0.60, met=outcome == "forgotten"))
@@ -283,4 +286,7 @@ def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phra
     assert stopping_line(stopping).startswith(line)
     last_two = "0.540, 0.520 <= 0.550" if outcome == "forgotten" else "(last: 0.540, 0.600)"
     assert last_two in stopping_line(stopping)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(unlearn_report(load().model_copy(update={"stopping": stopping})))
+    assert stopping_line(stopping) in console.export_text()  # the terminal report carries the line
     assert "training steps" not in html.unescape(render_unlearn_html(load()))  # no record (older report): no claim
