@@ -153,7 +153,7 @@ def request_check(res: ResolvedRequest, dataset: str) -> RenderableType:
 
 
 def stopping_line(s: Stopping) -> str:
-    """The stopping rule's outcome: 'stopped at step 33 of 225: forget AUC 0.531, 0.522 <= 0.55 (two checks)'."""
+    """The rule's outcome, e.g. 'stopped at step 22 of 225: forget AUC 0.531, 0.522 <= 0.550 on two checks in a row'."""
     if s.rule == "none":
         return f"stopping rule: none, {s.steps} steps"
     measure = "forget AUC" if s.rule == "auc" else "probe forget accuracy"
