@@ -39,7 +39,7 @@ from medforget.data import DataPaths
 from medforget.errors import CheckpointError, MedforgetError
 from medforget.fileio import check_outputs, commit, fault_point, interrupts_deferred, staged
 from medforget.keys import IdHasher
-from medforget.methods import Stopping, get_method
+from medforget.methods import get_method
 from medforget.recalibrate import recalibrate, warn_if_unguaranteed
 from medforget.request import DeletionRequest
 from medforget.session import Task, open_task
@@ -74,16 +74,6 @@ class UnlearnResult:
 
 
 # --------------------------------------------------------------------------- the method and the baseline
-
-
-@dataclass
-class MethodOutput:
-    """What the method returned: the model, its validated parameters, its wall time and its stopping record."""
-
-    model: nn.Module
-    params: dict[str, Any]
-    seconds: float
-    stopping: Stopping | None = None
 
 
 def _hasher(ckpt: LoadedCheckpoint, key: bytes | None) -> IdHasher:
@@ -147,8 +137,9 @@ def given_baseline(path: Path, task: Task) -> Retrain:
     return Retrain(base.meta.train_config.seed, base.build_model(task.device), None, True, base.sha256)
 
 
-def _run_method(task: Task, settings: UnlearnSettings) -> MethodOutput:
-    """Run the method on a copy of the original: the model, its validated parameters, seconds and stopping record.
+def _run_method(task: Task, settings: UnlearnSettings) -> MethodRun:
+    """Run the method on a copy of the original: its model, validated parameters, seconds and stopping record
+    (the baseline and recalibration are added to the run later).
 
     Exact retraining with the recorded recipe (any seed) goes through the retrain cache, so running it twice,
     or running it with a seed the baseline also uses, trains once.
@@ -159,11 +150,11 @@ def _run_method(task: Task, settings: UnlearnSettings) -> MethodOutput:
         recipe = task.checkpoint.meta.train_config
         seed = recipe.seed if parsed.seed is None else parsed.seed
         exact = train_or_load(task.dataset, recipe, task.retain, seed, task.device)
-        return MethodOutput(exact.model, parsed.model_dump(), exact.seconds or 0.0)
+        return MethodRun(exact.model, parsed.model_dump(), exact.seconds or 0.0)
     method_task = task.method_task(task.original(), settings.seed)
     start = time.perf_counter()
     model = spec(method_task, parsed)
-    return MethodOutput(model, parsed.model_dump(), time.perf_counter() - start, method_task.stopping)
+    return MethodRun(model, parsed.model_dump(), time.perf_counter() - start, stopping=method_task.stopping)
 
 
 def _baseline(task: Task, settings: UnlearnSettings) -> tuple[list[Retrain], str]:
@@ -204,21 +195,20 @@ def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord |
         settings.method,
         task.device,
     )
-    out = _run_method(task, settings)
-    model = out.model
-    op = None
+    run = _run_method(task, settings)
     if settings.recalibrate:  # a step of its own: the threshold the deployed model will use
-        op = recalibrate(model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device)
-        warn_if_unguaranteed(op)
-    retrains, source = _baseline(task, settings)
-    run = MethodRun(model, out.params, out.seconds, retrains, source, op, out.stopping)
+        run.recalibration = recalibrate(
+            run.model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device
+        )
+        warn_if_unguaranteed(run.recalibration)
+    run.retrains, run.source = _baseline(task, settings)
     report = verify(task, settings, run, tuning)
-    meta = derived_meta(task, _hasher(task.checkpoint, task.key), settings.method, out.params, out.seconds)
-    meta.operating_point = op
+    meta = derived_meta(task, _hasher(task.checkpoint, task.key), settings.method, run.params, run.seconds)
+    meta.operating_point = run.recalibration
     meta.metrics = {"test_accuracy": report.unlearned.test.accuracy or 0.0}
     if report.unlearned.test.fnr is not None:
         meta.metrics["test_fnr"] = report.unlearned.test.fnr
-    return UnlearnResult(model, meta, report, resolved.sample_ids, resolved.patient_ids)
+    return UnlearnResult(run.model, meta, report, resolved.sample_ids, resolved.patient_ids)
 
 
 # --------------------------------------------------------------------------- writing

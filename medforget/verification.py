@@ -9,7 +9,7 @@ the per-sample evidence (:mod:`medforget.verify.evidence`) compares it sample by
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,13 +34,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class MethodRun:
-    """What the method and the baseline produced, before evaluation."""
+    """What the method and the baseline produced, before evaluation (the method's part first, the rest added)."""
 
     model: nn.Module
     params: dict[str, Any]
     seconds: float
-    retrains: list[Retrain]
-    source: str
+    retrains: list[Retrain] = field(default_factory=list)
+    source: str = "none"  # where the retrains came from (Cost.baseline_source)
     recalibration: OperatingPoint | None = None  # the offset applied to the unlearned model, if any
     stopping: Stopping | None = None  # the method's stopping record (iterative methods)
 
