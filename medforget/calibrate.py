@@ -96,7 +96,8 @@ def _shift(get: object, retrains: list[ModelEval], original: ModelEval) -> list[
 def context(task: Task, seed: int = 0) -> EvalContext:
     """The evaluation context of a task: its classes, and the original model's validation sensitivity as target."""
     ds = task.dataset
-    target = val_sensitivity(task.original(), ds.val, ds.positive, task.device)
+    logits = task.original_logits("val")
+    target = val_sensitivity(task.original() if logits is None else logits, ds.val, ds.positive, task.device)
     return EvalContext(classes=ds.classes, positive=ds.positive, seed=seed, target_sensitivity=target)
 
 
@@ -106,7 +107,9 @@ def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str
     seeds = retrain_seeds(recipe.seed, retrains_per_proxy)
     retrains = retrain_distribution(task.dataset, recipe, task.retain_set(), seeds, task.device, workers)
     ctx, sets, ids = context(task), task.eval_sets(), task.forget.sample_ids
-    original = MEMO.evaluate(task.checkpoint.sha256, task.original, sets, ctx, task.device, ids)
+    original = MEMO.evaluate(
+        task.checkpoint.sha256, task.original, sets, ctx, task.device, ids, task.recorded_eval_logits()
+    )
     evals = [retrain_eval(task, r, ctx) for r in retrains]
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),

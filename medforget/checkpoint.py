@@ -7,7 +7,9 @@ it was trained on (a root-independent fingerprint), the full training config, th
 forgotten samples as keyed hashes, and the parent checkpoint's hash (lineage).
 
 Integrity: the metadata records a hash of the weights, and the header records a hash of
-the metadata, so any changed byte (weights, metadata or header) is detected on load.
+the metadata, so any changed byte (weights, metadata or header) is detected on load. The
+model's own logits on its data (:mod:`medforget.outputs`) may be stored next to the weights,
+under the same hash.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from medforget import __version__
+from medforget import outputs as recorded
 from medforget.config import TrainConfig
 from medforget.data import Dataset, DataSpec
 from medforget.errors import CheckpointError, TamperedError
@@ -86,7 +89,14 @@ class CheckpointMeta(BaseModel):
     forgotten: HashedIds = Field(default_factory=HashedIds, description="Samples/patients removed so far")
     parent_sha256: str | None = Field(None, description="File hash of the checkpoint this one derives from")
     unlearning: UnlearningRecord | None = None
-    weights_sha256: str = Field("", description="Hash of the tensors (names, dtypes, shapes, bytes)")
+    weights_sha256: str = Field(
+        "", description="Hash of the tensors (names, dtypes, shapes, bytes), the recorded outputs included"
+    )
+    recorded_outputs: list[str] = Field(
+        default_factory=list,
+        description="Splits whose logits by this model are stored next to the weights (outputs.<split>, NaN for "
+        "forgotten rows), so later requests need not run the model on them again",
+    )
     operating_point: OperatingPoint | None = Field(
         None, description="Decision threshold set after unlearning (already added to the output bias)"
     )
@@ -128,13 +138,24 @@ def _sign(meta_json: str, key: bytes) -> str:
 
 
 def checkpoint_bytes(
-    model_or_state: nn.Module | dict[str, torch.Tensor], meta: CheckpointMeta, key: bytes | None = None
+    model_or_state: nn.Module | dict[str, torch.Tensor],
+    meta: CheckpointMeta,
+    key: bytes | None = None,
+    outputs: dict[str, torch.Tensor] | None = None,
 ) -> bytes:
-    """Serialise weights plus metadata (with integrity digest and, given a key, an HMAC signature)."""
+    """Serialise weights plus metadata (with integrity digest and, given a key, an HMAC signature).
+
+    ``outputs``: the model's logits per split (:mod:`medforget.outputs`), stored with the weights and covered
+    by the same digest.
+    """
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()} | recorded.pack(outputs or {})
     meta = meta.model_copy(
-        update={"weights_sha256": weights_digest(state), "signing_key_id": key_id(key) if key is not None else None}
+        update={
+            "weights_sha256": weights_digest(state),
+            "signing_key_id": key_id(key) if key is not None else None,
+            "recorded_outputs": sorted(outputs or {}),
+        }
     )
     meta_json = meta.model_dump_json()
     header = {META_KEY: meta_json, DIGEST_KEY: hashlib.sha256(meta_json.encode()).hexdigest()}
@@ -149,9 +170,10 @@ def save_checkpoint(
     meta: CheckpointMeta,
     force: bool = False,
     key: bytes | None = None,
+    outputs: dict[str, torch.Tensor] | None = None,
 ) -> str:
     """Write atomically; never replace an existing file unless ``force``. Returns the file's SHA-256."""
-    data = checkpoint_bytes(model_or_state, meta, key)
+    data = checkpoint_bytes(model_or_state, meta, key, outputs)
     with atomic_path(Path(path), force) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
@@ -219,6 +241,9 @@ class LoadedCheckpoint(BaseModel):
     sha256: str
     meta: CheckpointMeta
     state: dict[str, torch.Tensor]
+    outputs: dict[str, torch.Tensor] = Field(
+        default_factory=dict, description="The model's recorded logits per split (medforget.outputs)"
+    )
     signed: bool = False
     signature_verified: bool = False
 
@@ -339,11 +364,13 @@ def load_checkpoint(path: str | Path, key: bytes | None = None) -> LoadedCheckpo
         if sig["key_id"] != key_id(key) or not hmac.compare_digest(sig["hmac"], _sign(meta_json, key)):
             raise TamperedError(f"{path}: signature does not verify under the given key (key id {key_id(key)})")
         verified = True
+    weights, outputs = recorded.unpack(state)
     return LoadedCheckpoint(
         path=str(path),
         sha256=hashlib.sha256(raw).hexdigest(),
         meta=meta,
-        state=state,
+        state=weights,
+        outputs=outputs,
         signed=sig is not None,
         signature_verified=verified,
     )

@@ -8,7 +8,6 @@ request means the same rows to every one of them.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from medforget import outputs as recorded
 from medforget.baseline import RetainSet
 from medforget.checkpoint import LoadedCheckpoint, check_dataset, load_checkpoint
 from medforget.data import DataPaths, Dataset, Split, load_from_spec
@@ -50,9 +50,26 @@ class Task:
         from medforget.evaluation import val_sensitivity
 
         if self._target is None:
-            found = val_sensitivity(self.original(), self.dataset.val, self.dataset.positive, self.device)
+            val = self.dataset.val
+            logits = self.original_logits("val")
+            found = val_sensitivity(
+                self.original() if logits is None else logits, val, self.dataset.positive, self.device
+            )
             self._target = 1.0 if found is None else found
         return self._target
+
+    def original_logits(self, name: str) -> torch.Tensor | None:
+        """The original's logits on an evaluation set (``retain``, ``forget``, ``test``, ``val``) as its checkpoint
+        recorded them, or None if it did not record them all (:mod:`medforget.outputs`)."""
+        ck, sets = self.checkpoint, self.eval_sets()
+        rows = {"retain": self.resolved.retain_rows, "forget": self.resolved.forget_rows}.get(name)
+        split = "train" if name in ("retain", "forget") else name
+        return recorded.lookup(ck.outputs, split, rows, sets[name], ck.meta.num_classes)
+
+    def recorded_eval_logits(self) -> dict[str, torch.Tensor] | None:
+        """The original's recorded logits on every evaluation set, or None unless all are recorded."""
+        found = {name: self.original_logits(name) for name in self.eval_sets()}
+        return None if any(v is None for v in found.values()) else found  # type: ignore[return-value]
 
     def retain_set(self) -> RetainSet:
         """The retained samples with their rows and data location, as retrains in other processes need them."""
@@ -62,16 +79,19 @@ class Task:
         """A fresh copy of the model before unlearning, on the task's device."""
         return self.checkpoint.build_model(self.device)
 
-    def method_task(self, model: nn.Module, seed: int) -> UnlearnTask:
-        """What a method gets: a private copy of ``model`` and the sets, seeded by ``seed``."""
+    def method_task(self, seed: int) -> UnlearnTask:
+        """What a method gets: a private copy of the original, the sets, the seed, and the original's logits on
+        the forget and validation sets when its checkpoint recorded them."""
+        known = {name: self.original_logits(name) for name in ("forget", "val")}
         return UnlearnTask(
-            copy.deepcopy(model),
+            self.original(),
             self.forget,
             self.retain,
             self.dataset,
             self.checkpoint.meta.train_config,
             self.device,
             seed,
+            {k: v for k, v in known.items() if v is not None},
         )
 
 

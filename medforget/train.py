@@ -11,13 +11,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel
 from torch import nn
 
+from medforget import outputs as recorded
 from medforget.checkpoint import CheckpointMeta, checkpoint_bytes
 from medforget.config import TrainConfig
 from medforget.data import Dataset
-from medforget.engine import FitResult, predict, resolve_device, train_model
+from medforget.engine import FitResult, resolve_device, train_model
 from medforget.evaluation import SetMetrics, set_metrics
 from medforget.fileio import check_outputs, fault_point, interrupts_deferred, staged
 
@@ -48,6 +50,7 @@ class Trained:
     fit: FitResult
     val: SetMetrics
     test: SetMetrics
+    outputs: dict[str, torch.Tensor]
 
 
 def fit_original(dataset: Dataset, cfg: TrainConfig, device: str = "auto") -> Trained:
@@ -59,7 +62,8 @@ def fit_original(dataset: Dataset, cfg: TrainConfig, device: str = "auto") -> Tr
         device: ``auto``, ``cpu`` or ``cuda``.
 
     Returns:
-        The model, its checkpoint record and its validation and test results.
+        The model, its checkpoint record, its validation and test results, and its logits on every split
+        (recorded in the checkpoint for later requests: :mod:`medforget.outputs`).
     """
     dev = resolve_device(device)
     log.info(
@@ -72,20 +76,21 @@ def fit_original(dataset: Dataset, cfg: TrainConfig, device: str = "auto") -> Tr
         dev,
     )
     model, result = train_model(dataset, cfg, dev)
-    val = set_metrics(predict(model, dataset.val, dev), dataset.val.labels, dataset.classes, dataset.positive)
-    test = set_metrics(predict(model, dataset.test, dev), dataset.test.labels, dataset.classes, dataset.positive)
+    logits = recorded.record(model, dataset, dev)
+    val = set_metrics(logits["val"], dataset.val.labels, dataset.classes, dataset.positive)
+    test = set_metrics(logits["test"], dataset.test.labels, dataset.classes, dataset.positive)
     metrics = {"val_accuracy": val.accuracy or 0.0, "test_accuracy": test.accuracy or 0.0}
     if test.fnr is not None:
         metrics["test_fnr"] = test.fnr
     meta = CheckpointMeta.for_dataset(dataset, cfg, metrics=metrics, runtime=result.runtime)
-    return Trained(model, meta, result, val, test)
+    return Trained(model, meta, result, val, test, logits)
 
 
 def write_trained(trained: Trained, out: Path, force: bool, key: bytes | None, ledger: Path | None) -> TrainSummary:
     """Write the checkpoint (complete and in place first), then append its ``train`` entry to the ledger."""
     import hashlib
 
-    data = checkpoint_bytes(trained.model, trained.meta, key)
+    data = checkpoint_bytes(trained.model, trained.meta, key, trained.outputs)
     sha = hashlib.sha256(data).hexdigest()
     with staged({out: data}, force) as ready, interrupts_deferred():  # the model, then its record, together
         ready.publish()

@@ -153,7 +153,7 @@ def score(proxy: _Proxy, settings: TuneSettings, values: dict[str, Any]) -> tupl
     spec = get_method(settings.method)
     parsed = spec.parse_params(values)
     t0 = time.perf_counter()
-    model = spec(proxy.task.method_task(proxy.task.original(), settings.seed), parsed)
+    model = spec(proxy.task.method_task(settings.seed), parsed)
     seconds = time.perf_counter() - t0
     ev = evaluate(model, proxy.sets, proxy.ctx, proxy.task.device)
     avg = average_gap(metric_rows(ev, ev, [proxy.base_eval], {}))

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from pydantic import BaseModel
 from torch import nn
 
+from medforget import outputs as recorded
 from medforget.baseline import Retrain, retrain_distribution, retrain_seeds, train_or_load
 from medforget.checkpoint import (
     CheckpointMeta,
@@ -36,6 +38,7 @@ from medforget.checkpoint import (
 )
 from medforget.config import UnlearnSettings
 from medforget.data import DataPaths
+from medforget.engine import predict
 from medforget.errors import CheckpointError, MedforgetError
 from medforget.fileio import check_outputs, commit, fault_point, interrupts_deferred, staged
 from medforget.keys import IdHasher
@@ -71,6 +74,7 @@ class UnlearnResult:
     report: UnlearnReport
     request_sample_ids: list[str] = field(default_factory=list)
     request_patient_ids: list[str] = field(default_factory=list)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # the model's logits, recorded with it
 
 
 # --------------------------------------------------------------------------- the method and the baseline
@@ -151,7 +155,7 @@ def _run_method(task: Task, settings: UnlearnSettings) -> MethodRun:
         seed = recipe.seed if parsed.seed is None else parsed.seed
         exact = train_or_load(task.dataset, recipe, task.retain, seed, task.device)
         return MethodRun(exact.model, parsed.model_dump(), exact.seconds or 0.0)
-    method_task = task.method_task(task.original(), settings.seed)
+    method_task = task.method_task(settings.seed)
     start = time.perf_counter()
     model = spec(method_task, parsed)
     return MethodRun(model, parsed.model_dump(), time.perf_counter() - start, stopping=method_task.stopping)
@@ -201,6 +205,7 @@ def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord |
             run.model, task.dataset.val, task.dataset.positive, task.target_sensitivity(), task.device
         )
         warn_if_unguaranteed(run.recalibration)
+    run.logits = {name: predict(run.model, split, task.device) for name, split in task.eval_sets().items()}
     run.retrains, run.source = _baseline(task, settings)
     report = verify(task, settings, run, tuning)
     meta = derived_meta(task, _hasher(task.checkpoint, task.key), settings.method, run.params, run.seconds)
@@ -208,7 +213,12 @@ def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord |
     meta.metrics = {"test_accuracy": report.unlearned.test.accuracy or 0.0}
     if report.unlearned.test.fnr is not None:
         meta.metrics["test_fnr"] = report.unlearned.test.fnr
-    return UnlearnResult(run.model, meta, report, resolved.sample_ids, resolved.patient_ids)
+    outputs = {
+        "train": recorded.only_rows(len(task.dataset.train), resolved.retain_rows, run.logits["retain"]),
+        "val": run.logits["val"],
+        "test": run.logits["test"],
+    }  # nothing of the forgotten samples: their rows stay NaN
+    return UnlearnResult(run.model, meta, report, resolved.sample_ids, resolved.patient_ids, outputs)
 
 
 # --------------------------------------------------------------------------- writing
@@ -224,7 +234,7 @@ def write_outputs(result: UnlearnResult, outputs: Outputs, key: bytes | None) ->
     Returns:
         The report as written (with the output's path and hash).
     """
-    data = checkpoint_bytes(result.model, result.meta, key)
+    data = checkpoint_bytes(result.model, result.meta, key, result.outputs)
     out_sha = hashlib.sha256(data).hexdigest()
     prov = result.report.provenance.model_copy(
         update={"output_checkpoint": str(outputs.checkpoint), "output_sha256": out_sha}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from medforget.baseline import Retrain
@@ -43,6 +44,7 @@ class MethodRun:
     source: str = "none"  # where the retrains came from (Cost.baseline_source)
     recalibration: OperatingPoint | None = None  # the offset applied to the unlearned model, if any
     stopping: Stopping | None = None  # the method's stopping record (iterative methods)
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)  # the final model's, on every evaluation set
 
 
 @dataclass
@@ -66,8 +68,10 @@ def evaluate_all(task: Task, settings: UnlearnSettings, run: MethodRun) -> Evalu
     )
     sets, ids = task.eval_sets(), task.forget.sample_ids
     return Evaluations(
-        original=MEMO.evaluate(task.checkpoint.sha256, task.original, sets, ctx, task.device, ids),
-        unlearned=MEMO.evaluate(None, run.model, sets, ctx, task.device, ids),
+        original=MEMO.evaluate(
+            task.checkpoint.sha256, task.original, sets, ctx, task.device, ids, task.recorded_eval_logits()
+        ),
+        unlearned=MEMO.evaluate(None, run.model, sets, ctx, task.device, ids, run.logits or None),
         retrains=[retrain_eval(task, r, ctx, settings.recalibrate) for r in run.retrains],
     )
 

@@ -22,11 +22,11 @@ def test_round_trip_keeps_weights_and_provenance(breast, breast_ckpt: Path, quic
     assert meta.parent_sha256 is None and meta.forgotten.sample_hashes == []
     assert ck.sha256 == hashlib.sha256(breast_ckpt.read_bytes()).hexdigest()
     copy = tmp_path / "copy.safetensors"
-    save_checkpoint(copy, ck.state, meta)
+    save_checkpoint(copy, ck.state, meta, outputs=ck.outputs)
     again = load_checkpoint(copy)
     assert again.meta == meta
-    for k, v in ck.state.items():
-        assert torch.equal(v, again.state[k])
+    for k, v in (ck.state | ck.outputs).items():
+        assert torch.equal(v, (again.state | again.outputs)[k])
 
 
 def test_every_single_byte_change_is_detected(breast_ckpt: Path, tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_never_overwrites_without_force(breast_ckpt: Path, tmp_path: Path) -> No
         save_checkpoint(target, ck.state, ck.meta)
     assert target.read_bytes() == b"precious"
     assert list(tmp_path.iterdir()) == [target]  # no temp file left behind
-    save_checkpoint(target, ck.state, ck.meta, force=True)
+    save_checkpoint(target, ck.state, ck.meta, force=True, outputs=ck.outputs)
     assert load_checkpoint(target).meta == ck.meta
 
 

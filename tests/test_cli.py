@@ -41,8 +41,10 @@ def test_train_writes_checkpoint_and_json(tmp_path: Path) -> None:
     meta = json.loads(info.stdout)["metadata"]
     assert meta["arch"] == "resnet10s" and meta["train_config"]["epochs"] == 1
     assert meta["parent_sha256"] is None and meta["forgotten"]["sample_hashes"] == []
+    assert meta["recorded_outputs"] == ["test", "train", "val"]
     text = runner.invoke(app, ["info", str(out)])
     assert "parent (lineage)" in text.stdout and "none (original training run)" in text.stdout
+    assert "logits on test, train, val" in text.stdout
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:

@@ -210,14 +210,20 @@ def evaluate_logits(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx
     return result.keep_outcomes(outcomes, phi)
 
 
-def val_sensitivity(model: torch.nn.Module, val: Split, positive: list[int], device: torch.device) -> float | None:
-    """The model's validation sensitivity at the argmax (1 - FNR): the target every operating point is set to."""
+def val_sensitivity(
+    model: torch.nn.Module | torch.Tensor, val: Split, positive: list[int], device: torch.device
+) -> float | None:
+    """The model's validation sensitivity at the argmax (1 - FNR): the target every operating point is set to.
+
+    ``model`` may be its logits on ``val`` already (recorded in its checkpoint).
+    """
     from medforget.evaluation.calibration import disease_margin
 
     is_pos = np.isin(val.labels.numpy(), positive)
     if not is_pos.any():
         return None
-    return float((disease_margin(predict(model, val, device), positive)[is_pos] > 0).mean())
+    logits = model if isinstance(model, torch.Tensor) else predict(model, val, device)
+    return float((disease_margin(logits, positive)[is_pos] > 0).mean())
 
 
 class EvalMemo:
@@ -244,20 +250,25 @@ class EvalMemo:
         ctx: EvalContext,
         device: torch.device,
         forget_ids: Sequence[str],
+        logits: dict[str, torch.Tensor] | None = None,
     ) -> ModelEval:
         """:func:`evaluate`, remembered for a model with a known hash on the same forget set and context.
 
         ``model`` may be a function that builds it (loads it, recalibrates a copy): it is only called when
-        the evaluation is not remembered.
+        the evaluation is not remembered and its ``logits`` on every set are not given.
         """
         build = model if not isinstance(model, torch.nn.Module) else (lambda: model)
+
+        def run() -> ModelEval:
+            return evaluate(build(), sets, ctx, device) if logits is None else evaluate_logits(logits, sets, ctx)
+
         if sha256 is None:
-            return evaluate(build(), sets, ctx, device)
+            return run()
         key = (sha256, "\n".join(forget_ids), ctx.model_dump_json())
         if key not in self._memo:
             if len(self._memo) >= self.limit:
                 self._memo.clear()
-            self._memo[key] = evaluate(build(), sets, ctx, device)
+            self._memo[key] = run()
         return self._memo[key]
 
 

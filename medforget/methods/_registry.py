@@ -41,6 +41,8 @@ class UnlearnTask:
     ``original`` is a frozen copy of the model before unlearning (teachers, saliency).
     ``stopping`` is left by an iterative method's stopping rule (:class:`medforget.methods._stop.Stopping`):
     when it checked, what it measured, and why it stopped; None for a method without steps.
+    ``original_logits`` holds the original's logits on the ``forget`` and ``val`` sets (rows in their order) when
+    its checkpoint recorded them (:mod:`medforget.outputs`); a method uses them instead of running the original.
     """
 
     model: nn.Module
@@ -50,6 +52,7 @@ class UnlearnTask:
     train_config: TrainConfig
     device: torch.device
     seed: int = 0
+    original_logits: dict[str, torch.Tensor] = field(default_factory=dict)
     original: nn.Module = field(init=False)
     stopping: Stopping | None = field(default=None, init=False)
 

@@ -89,15 +89,17 @@ def saliency(task: UnlearnTask, fraction: float, samples: int | None = None, bat
     forward pass's logits (the model before unlearning, on every forget sample in row order) are kept, so a
     method that needs them does not run the forget set through the model again. ``samples`` caps the
     forget samples the gradient is taken on (a class-stratified draw, seeded apart from the batch order);
-    the others only go forward, at about a third of the cost.
+    the others only go forward, at about a third of the cost, or not at all when the original's logits on
+    the forget set were recorded (``task.original_logits``).
     """
     model, dev = task.model, task.device
     model.eval()
     model.zero_grad(set_to_none=True)
     n_f = len(task.forget)
     graded = stratified_rows(task.forget.labels, samples or n_f, task.seed + PROBE_SEED_OFFSET)
-    rest = sorted(set(range(n_f)) - set(graded))
-    logits = torch.empty(n_f, task.num_classes)
+    recorded = task.original_logits.get("forget")
+    rest = [] if recorded is not None else sorted(set(range(n_f)) - set(graded))
+    logits = torch.empty(n_f, task.num_classes) if recorded is None else recorded.clone()
     for rows, grad in ((graded, True), (rest, False)):
         if not rows:
             continue

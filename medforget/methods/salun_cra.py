@@ -163,7 +163,8 @@ class _Targets:
         )
         self.among[torch.arange(k), torch.arange(k)] = False
         val = task.dataset.val
-        logits = predict(task.original, val, dev)
+        logits = task.original_logits.get("val")
+        logits = predict(task.original, val, dev) if logits is None else logits
         phi = confidence(logits, val.labels, self.among)
         probs = logits.softmax(1)
         self.level = torch.zeros(k)

@@ -93,6 +93,7 @@ def checkpoint_info(ck: LoadedCheckpoint) -> RenderableType:
         ("metrics", ", ".join(f"{k} {v:.4f}" for k, v in m.metrics.items()) or "none"),
         ("parent (lineage)", m.parent_sha256 or "none (original training run)"),
         ("forgotten", forgotten),
+        ("recorded outputs", f"logits on {', '.join(m.recorded_outputs)}" if m.recorded_outputs else "none"),
     ]
     if m.operating_point:
         op = m.operating_point
