@@ -8,7 +8,7 @@ calibrated`` (evaluating the unlearned and original models; no retraining; ``--n
 Pass an original checkpoint (e.g. one from the study cache). The methods run on it as ``medforget train``
 writes it, with the model's logits recorded (``medforget.outputs``): an original without them gets them
 first, in a copy, and the time that took (once per model, at training) is reported; ``--without-outputs``
-times the methods on a checkpoint without them.
+times the methods on a copy without them, and ``--compare`` both ways, request by request.
 
     OMP_NUM_THREADS=2 python benchmarks/unlearn_timing.py ORIGINAL.safetensors --methods salun salun-cra \\
         --designs random positive-heavy --seeds 0 1 2
@@ -17,6 +17,7 @@ times the methods on a checkpoint without them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -68,18 +69,22 @@ def time_methods(
     return out
 
 
-def with_outputs(original: str, ds, wanted: bool) -> tuple[str, float]:
-    """The original as timed: a copy with (or without) recorded outputs, and the seconds recording them took."""
+def variants(original: str, ds, without: bool, compare: bool) -> tuple[list[tuple[str, str]], float]:
+    """The originals to time the methods on, ``(label, path)``: as ``medforget train`` writes it (with recorded
+    outputs) unless ``without``, and also without them if ``compare``; and the seconds recording them took (nan if
+    the original had them). Copies are written to the temporary cache folder."""
     ck = load_checkpoint(original)
-    if bool(ck.outputs) == wanted:
-        return original, float("nan")
+    folder = os.environ["MEDFORGET_CACHE_DIR"]
     start = time.perf_counter()
-    outputs = recorded.record(ck.build_model("cpu"), ds, torch.device("cpu")) if wanted else None
-    seconds = time.perf_counter() - start if wanted else float("nan")
-    path = os.path.join(os.environ["MEDFORGET_CACHE_DIR"], "original.safetensors")
-    with open(path, "wb") as f:
-        f.write(checkpoint_bytes(ck.state, ck.meta, None, outputs))
-    return path, seconds
+    outputs = ck.outputs or recorded.record(ck.build_model("cpu"), ds, torch.device("cpu"))
+    record_s = float("nan") if ck.outputs else time.perf_counter() - start
+    paths = {}
+    for label, keep in (("", True), (" (no recorded outputs)", False)):
+        paths[label] = os.path.join(folder, f"original{'-bare' if not keep else ''}.safetensors")
+        with open(paths[label], "wb") as f:
+            f.write(checkpoint_bytes(ck.state, ck.meta, None, outputs if keep else None))
+    chosen = [" (no recorded outputs)"] if without else ["", " (no recorded outputs)"] if compare else [""]
+    return [(label, paths[label]) for label in chosen], record_s
 
 
 def main() -> None:
@@ -92,10 +97,12 @@ def main() -> None:
     ap.add_argument("--param", action="append", default=[], help="key=value for every method (JSON values)")
     ap.add_argument("--no-verdict", action="store_true", help="do not time the calibrated verdict's evaluations")
     ap.add_argument("--without-outputs", action="store_true", help="an original without recorded outputs")
+    ap.add_argument("--compare", action="store_true", help="time every method with and without recorded outputs")
     args = ap.parse_args()
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     ds = load_from_spec(load_checkpoint(args.original).meta.dataset.spec)
-    args.original, record_s = with_outputs(args.original, ds, not args.without_outputs)
+    originals, record_s = variants(args.original, ds, args.without_outputs, args.compare)
+    args.original = originals[0][1]
     requests = {(d, s): design_request(ds, d, args.fraction, s) for d in args.designs for s in args.seeds}
     first = next(iter(requests.values()))
     task = open_task(args.original, first, device="cpu", allow_class_removal=True)
@@ -104,11 +111,12 @@ def main() -> None:
     train_or_load(task.dataset, recipe, task.retain, retrain_seeds(recipe.seed, 1)[0], task.device)
     retrain_s = time.perf_counter() - start
     rows, shares = [], {}
-    for (design, seed), req in requests.items():
-        task = open_task(args.original, req, device="cpu", allow_class_removal=True)
+    for ((design, seed), req), (label, original) in itertools.product(requests.items(), originals):
+        task = open_task(original, req, device="cpu", allow_class_removal=True)
         for m, method_s, total_s, verdict_s, steps in time_methods(
-            args.original, req, task, args.methods, params, seed, not args.no_verdict
+            original, req, task, args.methods, params, seed, not args.no_verdict
         ):
+            m += label
             shares.setdefault(m, []).append(100 * method_s / retrain_s)
             rows.append([ds.name, f"{design}{round(100 * args.fraction)}", seed, m,
                          ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults", steps, f"{method_s:.1f}",
@@ -125,6 +133,10 @@ def main() -> None:
     )
     if args.without_outputs:
         outputs = "The original carried no recorded outputs: every request ran it on the sets it needed."
+    elif args.compare:
+        took = "" if math.isnan(record_s) else f"; recording them took {record_s:.1f} s, once per model"
+        outputs = (f"Every method ran on the original with its recorded outputs (medforget.outputs{took}) and, "
+                   "marked, on a copy without them.")  # fmt: skip
     elif math.isnan(record_s):
         outputs = "The original carried its recorded outputs (medforget.outputs), as medforget train writes them."
     else:

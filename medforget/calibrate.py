@@ -42,7 +42,7 @@ from medforget.baseline import retrain_distribution, retrain_seeds
 from medforget.config import CalibrateSettings, Thresholds
 from medforget.data import DataPaths
 from medforget.errors import MedforgetError
-from medforget.evaluation import MEMO, EvalContext, ModelEval, val_sensitivity
+from medforget.evaluation import MEMO, EvalContext, ModelEval
 from medforget.recalibrate import retrain_eval
 from medforget.session import Task
 from medforget.verify.noise import Level
@@ -96,8 +96,7 @@ def _shift(get: object, retrains: list[ModelEval], original: ModelEval) -> list[
 def context(task: Task, seed: int = 0) -> EvalContext:
     """The evaluation context of a task: its classes, and the original model's validation sensitivity as target."""
     ds = task.dataset
-    logits = task.original_logits("val")
-    target = val_sensitivity(task.original() if logits is None else logits, ds.val, ds.positive, task.device)
+    target = task.original_val_sensitivity()
     return EvalContext(classes=ds.classes, positive=ds.positive, seed=seed, target_sensitivity=target)
 
 

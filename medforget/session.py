@@ -47,16 +47,18 @@ class Task:
     def target_sensitivity(self) -> float:
         """The original model's validation sensitivity: the operating point every model is set to (1 without
         disease cases in validation, which nothing can then guarantee)."""
-        from medforget.evaluation import val_sensitivity
-
         if self._target is None:
-            val = self.dataset.val
-            logits = self.original_logits("val")
-            found = val_sensitivity(
-                self.original() if logits is None else logits, val, self.dataset.positive, self.device
-            )
+            found = self.original_val_sensitivity()
             self._target = 1.0 if found is None else found
         return self._target
+
+    def original_val_sensitivity(self) -> float | None:
+        """The original's validation sensitivity at its argmax (None without disease cases in validation)."""
+        from medforget.evaluation import val_sensitivity
+
+        logits = self.original_logits("val")
+        model = self.original() if logits is None else logits
+        return val_sensitivity(model, self.dataset.val, self.dataset.positive, self.device)
 
     def original_logits(self, name: str) -> torch.Tensor | None:
         """The original's logits on an evaluation set (``retain``, ``forget``, ``test``, ``val``) as its checkpoint

@@ -213,11 +213,7 @@ def run_unlearning(task: Task, settings: UnlearnSettings, tuning: TuningRecord |
     meta.metrics = {"test_accuracy": report.unlearned.test.accuracy or 0.0}
     if report.unlearned.test.fnr is not None:
         meta.metrics["test_fnr"] = report.unlearned.test.fnr
-    outputs = {
-        "train": recorded.only_rows(len(task.dataset.train), resolved.retain_rows, run.logits["retain"]),
-        "val": run.logits["val"],
-        "test": run.logits["test"],
-    }  # nothing of the forgotten samples: their rows stay NaN
+    outputs = recorded.of_unlearned(len(task.dataset.train), resolved.retain_rows, run.logits)
     return UnlearnResult(run.model, meta, report, resolved.sample_ids, resolved.patient_ids, outputs)
 
 

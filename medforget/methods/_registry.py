@@ -18,6 +18,7 @@ from torch import nn
 
 from medforget.config import TrainConfig
 from medforget.data import Dataset, Split
+from medforget.engine import predict
 from medforget.errors import MedforgetError, first_problem
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ class UnlearnTask:
         self.original = copy.deepcopy(self.model).eval()
         for p in self.original.parameters():
             p.requires_grad_(False)
+
+    def original_on(self, name: str, split: Split) -> torch.Tensor:
+        """The original's logits on ``split`` (``forget`` or ``val``, by ``name``): recorded, or computed now."""
+        recorded = self.original_logits.get(name)
+        return predict(self.original, split, self.device) if recorded is None else recorded
 
     @property
     def num_classes(self) -> int:

@@ -58,7 +58,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from medforget.engine import predict
 from medforget.methods._loop import random_labels, uniform_target_loss
 from medforget.methods._registry import UnlearnTask, register
 from medforget.methods.salun import PUBLISHED, class_counts, masked_loop, retain_class_weights, saliency
@@ -163,8 +162,7 @@ class _Targets:
         )
         self.among[torch.arange(k), torch.arange(k)] = False
         val = task.dataset.val
-        logits = task.original_logits.get("val")
-        logits = predict(task.original, val, dev) if logits is None else logits
+        logits = task.original_on("val", val)
         phi = confidence(logits, val.labels, self.among)
         probs = logits.softmax(1)
         self.level = torch.zeros(k)
