@@ -60,7 +60,10 @@ def test_recorded_outputs_replace_the_originals_forward_passes_without_changing_
     (task, rec), (bare_task, bare) = runs["recorded"], runs["bare"]
     assert sorted(task.method_task(0).original_logits) == ["forget", "val"]
     assert bare_task.method_task(0).original_logits == {} and bare_task.recorded_eval_logits() is None
-    assert rec.report.stopping.checks == bare.report.stopping.checks
+    # the same passes, batched differently: equal here, and within float noise on any CPU
+    checks, bare_checks = rec.report.stopping.checks, bare.report.stopping.checks
+    assert [c.step for c in checks] == [c.step for c in bare_checks] and rec.report.stopping.steps > 0
+    assert [c.value for c in checks] == pytest.approx([c.value for c in bare_checks], abs=1e-3)
     for a, b in ((rec.report.original, bare.report.original), (rec.report.unlearned, bare.report.unlearned)):
         assert a.test.accuracy == pytest.approx(b.test.accuracy, abs=1e-6)
         assert a.test_auroc == pytest.approx(b.test_auroc, abs=1e-6)
