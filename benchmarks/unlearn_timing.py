@@ -76,8 +76,9 @@ def variants(original: str, ds, without: bool, compare: bool) -> tuple[list[tupl
     ck = load_checkpoint(original)
     folder = os.environ["MEDFORGET_CACHE_DIR"]
     start = time.perf_counter()
-    outputs = ck.outputs or recorded.record(ck.build_model("cpu"), ds, torch.device("cpu"))
-    record_s = float("nan") if ck.outputs else time.perf_counter() - start
+    needed = not ck.outputs and (compare or not without)
+    outputs = recorded.record(ck.build_model("cpu"), ds, torch.device("cpu")) if needed else ck.outputs
+    record_s = time.perf_counter() - start if needed else float("nan")
     paths = {}
     for label, keep in (("", True), (" (no recorded outputs)", False)):
         paths[label] = os.path.join(folder, f"original{'-bare' if not keep else ''}.safetensors")

@@ -68,7 +68,7 @@ def lookup(
     does not fit is not used.
     """
     full = outputs.get(split)
-    if full is None or full.ndim != 2 or full.shape[1] != k:
+    if full is None or not full.is_floating_point() or full.ndim != 2 or full.shape[1] != k:
         return None
     if rows is not None:
         index = torch.as_tensor(list(rows), dtype=torch.long)

@@ -87,4 +87,5 @@ def test_only_recorded_rows_are_used(breast) -> None:
     assert lookup(outputs, "train", [0, 1], two, 2) is None  # row 1 was forgotten: NaN
     assert lookup(outputs, "train", [0, 7], two, 2) is None  # no such row
     assert lookup(outputs, "train", [0, 2], two, 3) is None  # another number of classes
+    assert lookup({"train": outputs["train"].long()}, "train", [0, 2], two, 2) is None  # not logits
     assert lookup(outputs, "val", None, breast.val, 2) is None  # not recorded

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from medforget.checkpoint import load_checkpoint
@@ -115,6 +116,9 @@ def test_second_run_reuses_the_cached_baseline_and_chains(salun_cra_run, tmp_pat
     assert report["request"]["previously_forgotten"] == 55
     child = load_checkpoint(out)
     assert child.meta.parent_sha256 == load_checkpoint(first).sha256
+    # it records outputs for the rows it keeps, and none for a sample forgotten now or by the first request
+    forgotten_rows = int(torch.isnan(child.outputs["train"]).any(1).sum())
+    assert forgotten_rows == len(child.meta.forgotten.sample_hashes) and not torch.isnan(child.outputs["test"]).any()
     assert len(child.meta.forgotten.sample_hashes) == 55 + report["request"]["n_samples"] - len(
         set(json.loads(REQUEST.read_text())["sample_ids"])
         & set(json.loads((REPO / "sample_requests" / "breastmnist-random-5pct.json").read_text())["sample_ids"])

@@ -62,9 +62,10 @@ class UnlearnTask:
         for p in self.original.parameters():
             p.requires_grad_(False)
 
-    def original_on(self, name: str, split: Split) -> torch.Tensor:
-        """The original's logits on ``split`` (``forget`` or ``val``, by ``name``): recorded, or computed now."""
+    def original_on(self, name: str) -> torch.Tensor:
+        """The original's logits on the ``forget`` or ``val`` set: recorded, or computed now."""
         recorded = self.original_logits.get(name)
+        split = self.forget if name == "forget" else self.dataset.val
         return predict(self.original, split, self.device) if recorded is None else recorded
 
     @property

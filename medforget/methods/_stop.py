@@ -122,7 +122,7 @@ def stratified_probe(split: Split, n: int, seed: int) -> Split:
 def unseen_accuracy(task: UnlearnTask) -> float:
     """The original model's validation accuracy, weighted to the forget set's class mix (v1's stopping target)."""
     val = task.dataset.val
-    correct = (task.original_on("val", val).argmax(1) == val.labels).float()
+    correct = (task.original_on("val").argmax(1) == val.labels).float()
     overall = float(correct.mean())
     counts = torch.bincount(task.forget.labels, minlength=task.num_classes)
     acc = [

@@ -162,7 +162,7 @@ class _Targets:
         )
         self.among[torch.arange(k), torch.arange(k)] = False
         val = task.dataset.val
-        logits = task.original_on("val", val)
+        logits = task.original_on("val")
         phi = confidence(logits, val.labels, self.among)
         probs = logits.softmax(1)
         self.level = torch.zeros(k)
