@@ -47,6 +47,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2
     "salun-cra+uniform-target": {"method": "salun-cra", "params": {"positive_target": "uniform"}},
     "salun-cra+warmup": {"method": "salun-cra", "params": {"warmup_steps": 8}},
     "salun-cra+rollback": {"method": "salun-cra", "params": {"rollback": True}},
+    # the confirming check a whole interval after the first, as before stop 29
+    "salun-cra+confirm-full": {"method": "salun-cra", "params": {"confirm_fraction": 1.0}},
     "salun-cra+anchor": {"method": "salun-cra", "params": {"retain_anchor": 0.3}},
     "salun-cra+anchor-share": {
         "method": "salun-cra",

@@ -14,7 +14,8 @@ retrain leaves them in, and stops once two consecutive checks say so (``stop``):
   mix (kept to reproduce earlier results; a threshold shift satisfies it).
 * ``"none"``: run every epoch (the published recipes).
 
-The model trains on between the two agreeing checks. ``rollback`` returns the weights of the first of them
+The model trains on between the two agreeing checks: ``confirm_fraction`` of the check interval (at least one
+step; after a check that fails, the regular cadence resumes). ``rollback`` returns the weights of the first of them
 instead: on random BreastMNIST requests that removed SalUn-CRA's over-forgetting, but malignant-heavy
 requests cross on the probe before the whole forget set does, and were left under-forgotten, so it is off by
 default (docs/results, stop 25).
@@ -58,6 +59,13 @@ class StopParams(MethodParams):
         "better: with 8, SalUn-CRA stopped a random PneumoniaMNIST request after 10 steps with test AUROC 0.907, "
         "where the 22 steps of 4 checks let the retain term repair it (0.952)",
     )
+    confirm_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="The check that confirms a met check comes this fraction of the check interval later (at least "
+        "1 step; 1: at the next regular check); the model trains fewer steps past the first crossing",
+    )
     rollback: bool = Field(
         False,
         description="Once two consecutive checks agree, return the weights of the first of them (the first crossing) "
@@ -90,6 +98,9 @@ class Stopping(BaseModel):
         None, description="The value a check must reach: stop_auc, or the unseen accuracy for the forget set's mix"
     )
     check_every: int | None = Field(None, description="Steps between checks (None: the rule never checks)")
+    confirm_after: int | None = Field(
+        None, description="Steps from a met check to the check that confirms it (None: the rule never checks)"
+    )
     steps: int = Field(description="Optimizer steps taken")
     max_steps: int = Field(description="The step budget: the steps of every epoch the parameters allow")
     outcome: Literal["forgotten", "step budget"] = Field(
@@ -137,6 +148,8 @@ class StopRule:
     def __init__(self, task: UnlearnTask, p: StopParams, steps_per_epoch: int) -> None:
         self.task, self.p = task, p
         self.every = p.check_every or max(2, steps_per_epoch // p.checks_per_epoch)
+        self.confirm = max(1, int(self.every * p.confirm_fraction))
+        self.confirm_at = 0  # the step of the pending confirmation, when sooner than the next regular check
         self.probe = stratified_probe(task.forget, p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.val = stratified_probe(task.dataset.val, 4 * p.check_samples, task.seed + PROBE_SEED_OFFSET)
         self.target = unseen_accuracy(task) if p.stop == "accuracy" else None
@@ -146,13 +159,18 @@ class StopRule:
         self.last = ""
 
     def done(self, model: nn.Module, step: int, taken: int | None = None) -> bool:
-        """Check at every ``every``-th ``step``; ``taken``: optimizer steps so far, if they are counted otherwise."""
-        if self.p.stop == "none" or step % self.every:
+        """Check at every ``every``-th ``step``, and ``confirm`` steps after a met check when that is sooner;
+        ``taken``: optimizer steps so far, if they are counted otherwise."""
+        if self.p.stop == "none":
+            return False
+        confirming = self.hits == 1 and self.confirm < self.every
+        if (step < self.confirm_at) if confirming else (step % self.every != 0):
             return False
         value, met = self._measure(model)
         model.train()
         self.checks.append(StopCheck(step=step if taken is None else taken, value=value, met=met))
         self.hits = self.hits + 1 if met else 0
+        self.confirm_at = step + self.confirm
         if self.p.rollback and self.hits == 1:
             self.first = copy.deepcopy(model.state_dict())
         elif self.p.rollback and self.hits >= 2:
@@ -171,6 +189,7 @@ class StopRule:
             rule=self.p.stop,
             target=self.target if self.p.stop == "accuracy" else self.p.stop_auc if self.p.stop == "auc" else None,
             check_every=None if self.p.stop == "none" else self.every,
+            confirm_after=None if self.p.stop == "none" else self.confirm,
             steps=steps,
             max_steps=max_steps,
             outcome="forgotten" if forgotten else "step budget",
