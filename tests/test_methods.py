@@ -140,6 +140,29 @@ def test_a_met_check_is_confirmed_after_a_fraction_of_the_check_interval(base, b
     assert rule.record(stopped_at, 40).confirm_after == checked_at[1] - checked_at[0]
 
 
+def test_a_failed_confirmation_returns_to_the_regular_checks(base, breast) -> None:
+    """The forget set looks unseen at step 4 (the output layer negated: every probe sample misclassified), not at
+    the confirmation two steps later (the model restored), so the next check is the regular one at step 8."""
+    task = make_task(base, breast)
+    p = get_method("salun-cra").parse_params({"stop": "accuracy", "check_every": 4, "confirm_fraction": 0.5})
+    rule, fc = StopRule(task, p, 40), task.model.fc
+
+    def flip() -> None:
+        with torch.no_grad():
+            fc.weight.neg_(), fc.bias.neg_()
+
+    stopped = []
+    for step in range(1, 12):
+        if step in (4, 8):
+            flip()  # forgotten from here ...
+        if step in (5, 11):
+            flip()  # ... until here
+        if rule.done(task.model, step):
+            stopped.append(step)
+    assert [(c.step, c.met) for c in rule.checks] == [(4, True), (6, False), (8, True), (10, True)]
+    assert stopped == [10]
+
+
 def test_only_salun_cra_confirms_sooner_by_default(base, breast) -> None:
     """SalUn-CRA's default (chosen on the benchmark) confirms after half the interval; v1 and the other methods
     keep the confirming check a whole interval later, as before."""
