@@ -79,13 +79,15 @@ def variants(original: str, ds, without: bool, compare: bool) -> tuple[list[tupl
     needed = not ck.outputs and (compare or not without)
     outputs = recorded.record(ck.build_model("cpu"), ds, torch.device("cpu")) if needed else ck.outputs
     record_s = time.perf_counter() - start if needed else float("nan")
-    paths = {}
-    for label, keep in (("", True), (" (no recorded outputs)", False)):
-        paths[label] = os.path.join(folder, f"original{'-bare' if not keep else ''}.safetensors")
-        with open(paths[label], "wb") as f:
-            f.write(checkpoint_bytes(ck.state, ck.meta, None, outputs if keep else None))
-    chosen = [" (no recorded outputs)"] if without else ["", " (no recorded outputs)"] if compare else [""]
-    return [(label, paths[label]) for label in chosen], record_s
+    bare = " (no recorded outputs)"
+    chosen = [bare] if without else ["", bare] if compare else [""]
+    found = []
+    for label in chosen:  # only the copies that are timed are written
+        path = os.path.join(folder, f"original{'-bare' if label else ''}.safetensors")
+        with open(path, "wb") as f:
+            f.write(checkpoint_bytes(ck.state, ck.meta, None, None if label else outputs))
+        found.append((label, path))
+    return found, record_s
 
 
 def main() -> None:
