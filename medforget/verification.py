@@ -174,6 +174,7 @@ def verify(task: Task, settings: UnlearnSettings, run: MethodRun, tuning: Tuning
         retrain_seeds=[r.seed for r in run.retrains],
         metrics=rows,
         average_gap=average_gap(rows),
+        original_average_gap=average_gap(rows, of="original"),
         thresholds=settings.thresholds,
         verdict=verdict,
         evidence=evidence,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from medforget.checkpoint import load_checkpoint
 from medforget.engine import predict
@@ -306,7 +307,7 @@ def test_salun_cra_v2_bias_is_frozen_and_presets_reproduce_v1(base, breast) -> N
 def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breast_ckpt: Path) -> None:
     """On a random request the forget samples are like the retained ones: pulling their confidence down pulls
     the retain set's down too, which no retrain does. The anchor (``retain_anchor``, off by default) keeps the
-    retain logits at the original's.
+    retain logits at the original's (``anchor_form="confidence"``: only their confidence from falling).
     A fixed budget at a high learning rate, so both runs take the same steps; measured here, the retain
     logits moved 1.29 (no anchor) vs 0.66 on average, retain accuracy 0.77 vs 0.92."""
     from medforget.engine import predict
@@ -317,14 +318,37 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
     m = get_method("salun-cra")
     before = predict(ck.build_model(CPU), retain, CPU)
     moved, acc = {}, {}
-    for anchor in (0.0, 0.3):
+    for anchor, form in ((0.0, "logits"), (0.3, "logits"), (0.3, "confidence")):
         task = UnlearnTask(ck.build_model(CPU), forget, retain, breast, ck.meta.train_config, CPU, 1)
-        model = m(task, m.parse_params({"epochs": 1, "lr": 1e-3, "stop": "none", "retain_anchor": anchor}))
-        after = predict(model, retain, CPU)
-        moved[anchor] = float((after - before).abs().mean())
-        acc[anchor] = float((after.argmax(1) == retain.labels).float().mean())
-    assert moved[0.3] < 0.7 * moved[0.0], moved
-    assert acc[0.3] > acc[0.0], acc  # the retain set keeps what it taught
+        params = {"epochs": 1, "lr": 1e-3, "stop": "none", "retain_anchor": anchor, "anchor_form": form}
+        after = predict(m(task, m.parse_params(params)), retain, CPU)
+        moved[anchor, form] = float((after - before).abs().mean())
+        acc[anchor, form] = float((after.argmax(1) == retain.labels).float().mean())
+    assert moved[0.3, "logits"] < 0.7 * moved[0.0, "logits"], moved
+    # the retain set keeps what it taught, with either form of the anchor
+    assert acc[0.3, "logits"] > acc[0.0, "logits"] and acc[0.3, "confidence"] > acc[0.0, "logits"], acc
+
+
+def test_the_confidence_anchor_holds_back_only_a_loss_of_confidence(breast, breast_ckpt: Path) -> None:
+    """``anchor_form="confidence"``: no term while each retained sample is at least as sure of its class as the
+    original was, however its logits moved; the squared shortfall, weighted by class, once it is less sure."""
+    from medforget.data import to_float
+    from medforget.methods._loop import _Anchor
+
+    original = load_checkpoint(breast_ckpt).build_model(CPU)
+    x, y = to_float(breast.train.images[:8]), breast.train.labels[:8]
+    weight = torch.tensor([0.5, 2.0])
+    anchor = _Anchor(original, weight, "confidence")
+    with torch.no_grad():
+        ref = anchor.reference(x)
+    surer = ref + 3.0 * F.one_hot(y, 2)  # the true class's logit up: more confident, every logit moved
+    assert float(anchor.loss(x, ref, 0, y)) == 0.0 and float(anchor.loss(x, surer, 0, y)) == 0.0
+    shifted = ref + 4.0  # every logit moved alike: the same log-odds
+    assert float(anchor.loss(x, shifted, 0, y)) == pytest.approx(0.0, abs=1e-4)
+    less_sure = ref - 1.5 * F.one_hot(y, 2)  # log-odds 1.5 lower for every sample
+    assert float(anchor.loss(x, less_sure, 0, y)) == pytest.approx(float(1.5**2 * weight[y].sum() / 8), rel=1e-4)
+    # the logits form holds every move
+    assert float(_Anchor(original, weight, "logits").loss(x, surer, 0, y)) > 0
 
 
 def test_salun_cra_anchor_can_hold_a_depleted_class_less(breast, breast_ckpt: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -93,22 +94,48 @@ def _trainable(model: nn.Module, freeze_output_bias: bool) -> list[nn.Parameter]
     return [p for p in model.parameters() if not (freeze_output_bias and p is last.bias)]
 
 
+def confidence(logits: torch.Tensor, labels: torch.Tensor, among: torch.Tensor | None = None) -> torch.Tensor:
+    """phi = z_y - logsumexp(z_k) over the other classes (``among``: per class, a mask of the classes to compare
+    with), differentiable: the log-odds of the true class."""
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    if among is not None:
+        others = others.masked_fill(~among[labels], float("-inf"))
+    return logits.gather(1, labels[:, None]).squeeze(1) - torch.logsumexp(others, 1)
+
+
+@dataclass(frozen=True)
+class RetainAnchor:
+    """A term that keeps retained samples where the original model had them, on the same batch.
+
+    ``weight``: one for every class or one per class (0: no anchor). ``form``: ``logits`` holds every logit
+    (squared distance), ``confidence`` holds back only a fall in the true class's log-odds (squared shortfall;
+    a retained sample may become surer, and its other logits may move).
+    """
+
+    weight: float | torch.Tensor = 0.0
+    form: Literal["logits", "confidence"] = "logits"
+
+
 class _Anchor:
-    """The original model, frozen, run on each training batch: the retain samples' logits are kept near its own.
+    """The original model, frozen, run on each training batch: the retain samples are kept near it (RetainAnchor).
 
     A copy of the task's frozen original runs in training mode like the model, so both normalise the batch
     with the same batch statistics (the copy's running statistics drift, which nothing reads; the task's
     original stays untouched).
     """
 
-    def __init__(self, original: nn.Module, weight: torch.Tensor) -> None:
+    def __init__(self, original: nn.Module, weight: torch.Tensor, form: str) -> None:
         self.reference = copy.deepcopy(original).train().requires_grad_(False)
         self.weight = weight  # per class of the retain sample
+        self.form = form
 
     def loss(self, x: torch.Tensor, logits: torch.Tensor, n_forget: int, labels: torch.Tensor) -> torch.Tensor:
-        """Weighted squared distance of the retain rows' logits (after ``n_forget`` forget rows; ``labels``)."""
+        """Weighted anchor term of the retain rows (after ``n_forget`` forget rows; ``labels``)."""
         with torch.no_grad():
             ref = self.reference(x)[n_forget:]
+        if self.form == "confidence":
+            shortfall = F.relu(confidence(ref, labels) - confidence(logits[n_forget:], labels))
+            return shortfall**2 @ self.weight[labels] / len(x)
         squared = (logits[n_forget:] - ref) ** 2
         if bool((self.weight == self.weight[0]).all()):  # one weight: summed as before, so results reproduce
             return self.weight[0] * squared.sum() / len(x)
@@ -132,7 +159,7 @@ def forget_retain_loop(
     forget_labels: torch.Tensor | None = None,
     after_step: Callable[[], None] | None = None,
     description: str = "unlearn",
-    retain_anchor: float | torch.Tensor = 0.0,
+    retain_anchor: RetainAnchor | None = None,
 ) -> nn.Module:
     """Optimise ``objective`` over forget batches paired with fresh retain samples, until the stop rule says done.
 
@@ -143,10 +170,9 @@ def forget_retain_loop(
         forget_labels: labels to train the forget samples toward (default: their own).
         after_step: run after every optimizer step (e.g. SalUn's mask enforcement).
         description: the progress task's name.
-        retain_anchor: weight of a term keeping the retain samples' logits at the original model's on the same
-            batch (squared distance; 0: none), one for all classes or one per class. A retain sample the model is
-            sure of gives cross-entropy no gradient, so without it nothing resists a forget term that pulls
-            retained data down too.
+        retain_anchor: a term keeping the retain samples where the original model had them on the same batch
+            (None: none). A retain sample the model is sure of gives cross-entropy no gradient, so without it
+            nothing resists a forget term that pulls retained data down too.
 
     Returns:
         The model, in eval mode.
@@ -163,8 +189,9 @@ def forget_retain_loop(
     sched = make_scheduler(opt, p.schedule, p.epochs * steps, p.warmup_steps)
     fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format
     rule = StopRule(task, p, steps)
-    anchor_weight = torch.as_tensor(retain_anchor, dtype=torch.float32).expand(task.num_classes).to(dev)
-    anchor = _Anchor(task.original, anchor_weight) if bool(anchor_weight.max() > 0) else None
+    spec = retain_anchor or RetainAnchor()
+    anchor_weight = torch.as_tensor(spec.weight, dtype=torch.float32).expand(task.num_classes).to(dev)
+    anchor = _Anchor(task.original, anchor_weight, spec.form) if bool(anchor_weight.max() > 0) else None
     step = 0
     model.train()
     with progress.track(description, p.epochs * steps) as job:
@@ -233,6 +260,8 @@ def retain_loop(
 __all__ = [
     "OptimParams",
     "PairedParams",
+    "RetainAnchor",
+    "confidence",
     "forget_retain_loop",
     "random_labels",
     "random_wrong_labels",

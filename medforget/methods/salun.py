@@ -23,7 +23,7 @@ from torch import nn
 
 from medforget.data import batches
 from medforget.engine import compute_clock
-from medforget.methods._loop import PairedParams, forget_retain_loop, random_labels
+from medforget.methods._loop import PairedParams, RetainAnchor, forget_retain_loop, random_labels
 from medforget.methods._registry import UnlearnTask, register
 from medforget.methods._stop import PROBE_SEED_OFFSET, stratified_rows
 from medforget.methods.random_label import PUBLISHED
@@ -145,7 +145,7 @@ def masked_loop(
     forget_labels: torch.Tensor | None,
     name: str,
     found: Saliency | None = None,
-    retain_anchor: float | torch.Tensor = 0.0,
+    retain_anchor: RetainAnchor | None = None,
 ) -> nn.Module:
     """Run ``forget_retain_loop`` with updates confined to the saliency mask (``found``, or computed now)."""
     mask = (found or saliency(task, p.mask_fraction, p.saliency_samples)).mask

@@ -191,6 +191,8 @@ def unlearn_report(r: UnlearnReport) -> RenderableType:
         table.add_row(_t(name), *cells, gap, style="bold" if m.key == "test_fnr" else None)
     c = r.cost
     avg = DASH if r.average_gap is None else f"{100 * r.average_gap:.2f} pts"
+    if r.average_gap is not None and r.original_average_gap is not None:
+        avg += f" (before unlearning: {100 * r.original_average_gap:.2f})"
     speed = f", {c.speedup:.1f}x faster than one retrain" if c.speedup else ""
     lines: list[RenderableType] = [
         _t(r.verdict.summary, f"bold {STATUS_STYLE[r.verdict.status]}"),

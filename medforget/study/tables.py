@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medforget.fileio import atomic_path
-from medforget.verify.metrics import METRICS
+from medforget.verify.metrics import METRICS, average_gap
 
 if TYPE_CHECKING:
     from medforget.evaluation import ModelEval
@@ -39,7 +39,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 COLUMNS = [
     "dataset", "forget", "design", "fraction", "method", "label", "seed", "n_forget", "n_forget_positive",
-    "verdict", "average_gap",
+    "verdict", "average_gap", "original_average_gap",
     *(f"{model}_{m.key}" for model in MODELS for m in METRICS),
     *(f"retrain_{m.key}_sd" for m in METRICS), "n_retrains",
     "test_accuracy_drop", "test_fnr_increase",
@@ -68,6 +68,8 @@ def tidy_row(rec: RunRecord) -> dict[str, Any]:
         "n_forget_positive": r.unlearned.forget.n_positive,
         "verdict": r.verdict.status,
         "average_gap": r.average_gap,
+        # from the rows, so reports written before the field was recorded have it too
+        "original_average_gap": average_gap(r.metrics, of="original"),
         "params": json.dumps(r.params, sort_keys=True),
     }
     for metric in r.metrics:

@@ -179,9 +179,25 @@ def metric_rows(
     return rows
 
 
-def average_gap(rows: Sequence[MetricRow]) -> float | None:
-    """Mean |gap| over the metrics marked ``average`` (retain, forget, test accuracy, MIA efficacy)."""
-    core = [r.gap for r in rows if BY_KEY[r.key].gap == "average" and r.gap is not None]
+def average_gap(rows: Sequence[MetricRow], of: Literal["unlearned", "original"] = "unlearned") -> float | None:
+    """Mean |gap| over the metrics marked ``average`` (retain, forget, test accuracy, MIA efficacy).
+
+    Args:
+        rows: the report's metric rows.
+        of: the unlearned model (each row's ``gap``), or the original: how far from the retrains doing nothing
+            would have left the model, the scale a method's own gap is read against.
+
+    Returns:
+        The mean, or None when no such metric has both values.
+    """
+    if of == "unlearned":
+        core = [r.gap for r in rows if BY_KEY[r.key].gap == "average" and r.gap is not None]
+    else:
+        core = [
+            abs(r.original - r.retrain_mean)
+            for r in rows
+            if BY_KEY[r.key].gap == "average" and r.original is not None and r.retrain_mean is not None
+        ]
     return sum(core) / len(core) if core else None
 
 

@@ -97,6 +97,12 @@ class UnlearnReport(BaseModel):
     average_gap: float | None = Field(
         description="Mean |unlearned - retrain mean| over retain, forget, test accuracy and MIA efficacy"
     )
+    original_average_gap: float | None = Field(
+        None,
+        description="The same for the original model: how far from the retrains doing nothing would leave it, "
+        "the scale average_gap is read against (None without a baseline, or in a report written before it was "
+        "recorded)",
+    )
     thresholds: Thresholds
     verdict: Verdict
     evidence: SampleEvidence | None = Field(
