@@ -309,7 +309,8 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
     the retain set's down too, which no retrain does. The anchor (``retain_anchor``, off by default) keeps the
     retain logits at the original's (``anchor_form="confidence"``: only their confidence from falling).
     A fixed budget at a high learning rate, so both runs take the same steps; measured here, the retain
-    logits moved 1.29 (no anchor) vs 0.66 on average, retain accuracy 0.77 vs 0.92."""
+    logits moved 1.29 (no anchor) vs 0.66 on average, retain accuracy 0.77 vs 0.92; with the quicker test model
+    (stop 30), retain accuracy 0.46 without an anchor, 0.93 with the logit anchor, 0.91 with the confidence one."""
     from medforget.engine import predict
 
     ck = load_checkpoint(breast_ckpt)
@@ -326,7 +327,7 @@ def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breas
         acc[anchor, form] = float((after.argmax(1) == retain.labels).float().mean())
     assert moved[0.3, "logits"] < 0.7 * moved[0.0, "logits"], moved
     # the retain set keeps what it taught, with either form of the anchor
-    assert acc[0.3, "logits"] > acc[0.0, "logits"] and acc[0.3, "confidence"] > acc[0.0, "logits"], acc
+    assert min(acc[0.3, "logits"], acc[0.3, "confidence"]) > acc[0.0, "logits"] + 0.1, acc
 
 
 def test_the_confidence_anchor_holds_back_only_a_loss_of_confidence(breast, breast_ckpt: Path) -> None:

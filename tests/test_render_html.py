@@ -290,3 +290,24 @@ def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phra
     console.print(unlearn_report(load().model_copy(update={"stopping": stopping})))
     assert stopping_line(stopping) in console.export_text()  # the terminal report carries the line
     assert "training steps" not in html.unescape(render_unlearn_html(load()))  # no record (older report): no claim
+
+
+def test_the_terminal_report_gives_the_original_gap_beside_the_method_gap() -> None:
+    """The average gap is read against the original's (how far from the retrains the model was); a report written
+    before the field was recorded prints the gap alone."""
+    from rich.console import Console
+
+    from medforget.render.terminal import unlearn_report
+    from medforget.verify.metrics import average_gap
+
+    def text(report: UnlearnReport) -> str:
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(unlearn_report(report))
+        return console.export_text()
+
+    old = load()
+    assert old.original_average_gap is None and "before unlearning" not in text(old)
+    before = average_gap(old.metrics, of="original")
+    assert before is not None and before > old.average_gap  # the original never forgot the request
+    new = old.model_copy(update={"original_average_gap": before})
+    assert f"{100 * old.average_gap:.2f} pts (before unlearning: {100 * before:.2f})" in text(new)

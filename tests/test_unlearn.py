@@ -180,7 +180,8 @@ def test_exact_retraining_never_fails_and_the_untouched_original_does(salun_cra_
     )
     report = json.loads(res.stdout)
     assert res.exit_code == 3 and report["verdict"]["status"] == "fail", report["verdict"]
-    # doing nothing is as far from the retrains as the original, within a point (measured: 18.6 against 18.7)
+    # doing nothing is as far from the retrains as the original, within a point: the untouched copy is recalibrated
+    # like the retrains, the original's column is at its own threshold (measured: 18.6 against 18.7)
     assert report["average_gap"] == pytest.approx(report["original_average_gap"], abs=0.01)
     failed = {c["name"] for c in report["verdict"]["checks"] if c["status"] == "fail"}
     assert failed & {"forget evidence", "membership inference", "forget accuracy"}, failed

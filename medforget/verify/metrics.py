@@ -184,20 +184,15 @@ def average_gap(rows: Sequence[MetricRow], of: Literal["unlearned", "original"] 
 
     Args:
         rows: the report's metric rows.
-        of: the unlearned model (each row's ``gap``), or the original: how far from the retrains doing nothing
-            would have left the model, the scale a method's own gap is read against.
+        of: the unlearned model, or the original as it predicts (at its own decision threshold; the unlearned
+            model and the retrains are recalibrated): how far from the retrains the model was before, the scale
+            a method's own gap is read against.
 
     Returns:
         The mean, or None when no such metric has both values.
     """
-    if of == "unlearned":
-        core = [r.gap for r in rows if BY_KEY[r.key].gap == "average" and r.gap is not None]
-    else:
-        core = [
-            abs(r.original - r.retrain_mean)
-            for r in rows
-            if BY_KEY[r.key].gap == "average" and r.original is not None and r.retrain_mean is not None
-        ]
+    pairs = [(getattr(r, of), r.retrain_mean) for r in rows if BY_KEY[r.key].gap == "average"]
+    core = [abs(v - m) for v, m in pairs if v is not None and m is not None]
     return sum(core) / len(core) if core else None
 
 

@@ -99,8 +99,9 @@ class UnlearnReport(BaseModel):
     )
     original_average_gap: float | None = Field(
         None,
-        description="The same for the original model: how far from the retrains doing nothing would leave it, "
-        "the scale average_gap is read against (None without a baseline, or in a report written before it was "
+        description="The same for the original model as it predicts (at its own decision threshold, where the "
+        "unlearned model and the retrains are recalibrated): how far from the retrains the model was before, the "
+        "scale average_gap is read against (None without a baseline, or in a report written before it was "
         "recorded)",
     )
     thresholds: Thresholds
