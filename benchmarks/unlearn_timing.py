@@ -37,7 +37,7 @@ from medforget.checkpoint import checkpoint_bytes, load_checkpoint
 from medforget.config import UnlearnSettings
 from medforget.data import load_from_spec
 from medforget.evaluation import evaluate, evaluate_logits
-from medforget.request import DeletionRequest, design_request
+from medforget.request import design_request
 from medforget.session import Task, open_task
 from medforget.unlearn import run_unlearning
 
@@ -45,12 +45,21 @@ Timing = tuple[str, float, float, float, str]
 
 
 def time_methods(
-    original: str, req: DeletionRequest, task: Task, methods: list[str], params: dict, seed: int, verdict: bool = True
+    original: str,
+    task: Task,
+    methods: list[str],
+    params: dict,
+    seed: int,
+    verdict: bool = True,
+    calibration: str | None = None,
 ) -> list[Timing]:
-    """Per method on one request: ``(method, method s, unlearn s, calibrated-verdict s or nan, steps / budget)``."""
-    out = []
+    """Per method on ``task``'s request: ``(method, method s, unlearn s, calibrated-verdict s or nan, steps /
+    budget)``; ``calibration``: a calibration file for a stopping rule with ``stop_target=calibrated``."""
+    req, out = task.resolved.request, []
     for m in methods:
-        settings = UnlearnSettings(method=m, params=params, seed=seed, device="cpu", baseline="none")
+        settings = UnlearnSettings(
+            method=m, params=params, seed=seed, device="cpu", baseline="none", calibration=calibration
+        )
         start = time.perf_counter()
         result = run_unlearning(open_task(original, req, device="cpu", allow_class_removal=True), settings)
         total_s = time.perf_counter() - start
@@ -98,6 +107,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="request seeds (each a request of its own)")
     ap.add_argument("--param", action="append", default=[], help="key=value for every method (JSON values)")
+    ap.add_argument("--calibration", help="calibration file (medforget calibrate), for -p stop_target=calibrated")
     ap.add_argument("--no-verdict", action="store_true", help="do not time the calibrated verdict's evaluations")
     ap.add_argument("--without-outputs", action="store_true", help="an original without recorded outputs")
     ap.add_argument("--compare", action="store_true", help="time every method with and without recorded outputs")
@@ -117,7 +127,7 @@ def main() -> None:
     for ((design, seed), req), (label, original) in itertools.product(requests.items(), originals):
         task = open_task(original, req, device="cpu", allow_class_removal=True)
         for m, method_s, total_s, verdict_s, steps in time_methods(
-            original, req, task, args.methods, params, seed, not args.no_verdict
+            original, task, args.methods, params, seed, not args.no_verdict, args.calibration
         ):
             m += label
             shares.setdefault(m, []).append(100 * method_s / retrain_s)

@@ -41,8 +41,9 @@ from medforget import __version__, progress
 from medforget.baseline import retrain_distribution, retrain_seeds
 from medforget.config import CalibrateSettings, Thresholds
 from medforget.data import DataPaths
+from medforget.engine import predict
 from medforget.errors import MedforgetError
-from medforget.evaluation import MEMO, EvalContext, ModelEval
+from medforget.evaluation import MEMO, EvalContext, ModelEval, unseen_auc
 from medforget.recalibrate import retrain_eval
 from medforget.session import Task
 from medforget.verify.noise import Level
@@ -81,6 +82,12 @@ class Calibration(BaseModel):
     test_fnr_op_shift: Distribution = Field(description="retrain - original test FNR at the operating point")
     forget_auc: Distribution = Field(description="Retrains' AUC of forget vs unseen-test confidence, class-matched")
     mia: Distribution = Field(description="Retrains' MIA efficacy on the proxy forget sets")
+    forget_val_auc: Distribution | None = Field(
+        None,
+        description="Retrains' AUC of forget vs validation confidence after a bias refit on validation: what the "
+        "methods' stopping rule measures, and its target with stop_target 'calibrated' (absent from older "
+        "calibrations)",
+    )
 
 
 def _op_fnr(e: ModelEval) -> float | None:
@@ -110,12 +117,19 @@ def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str
         task.checkpoint.sha256, task.original, sets, ctx, task.device, ids, task.recorded_eval_logits()
     )
     evals = [retrain_eval(task, r, ctx) for r in retrains]
+    val = task.dataset.val
+    unseen = [
+        unseen_auc(predict(r.model, task.forget, task.device), task.forget.labels, predict(r.model, val, task.device),
+                   val.labels)
+        for r in retrains
+    ]  # fmt: skip
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),
         "test_auroc_shift": _shift(lambda e: e.test_auroc, evals, original),
         "test_fnr_op_shift": _shift(_op_fnr, evals, original),
         "forget_auc": [e.forget_auc for e in evals if e.forget_auc is not None],
         "mia": [e.mia.forget_non_member_rate for e in evals],
+        "forget_val_auc": [a for a in unseen if a is not None],
     }
 
 
@@ -267,6 +281,17 @@ def judge_calibrated(unlearned: ModelEval, original: ModelEval, cal: Calibration
     return verdict_of(checks)
 
 
+def stop_auc_target(cal: Calibration) -> float:
+    """Where the calibration's retrains put the forget samples' AUC against validation: the target of a stopping
+    rule with ``stop_target="calibrated"`` (refused for a calibration that did not measure it)."""
+    if cal.forget_val_auc is None or not cal.forget_val_auc.values:
+        raise MedforgetError(
+            "this calibration has no forget-vs-validation AUC of its retrains (written by an older medforget): "
+            "run 'medforget calibrate' again for stop_target 'calibrated'"
+        )
+    return cal.forget_val_auc.mean
+
+
 def check_fits(cal: Calibration, task: Task, fraction: float) -> list[str]:
     """Refusals (a calibration of other data or another model) and warnings (a request unlike the proxies)."""
     if cal.dataset_fingerprint != task.checkpoint.meta.dataset.fingerprint:
@@ -285,8 +310,10 @@ def check_fits(cal: Calibration, task: Task, fraction: float) -> list[str]:
 def summary_values(cal: Calibration) -> dict[str, float]:
     """Means and spreads, for people reading the calibration."""
     out = {}
-    for name in ("test_accuracy_shift", "test_auroc_shift", "test_fnr_op_shift", "forget_auc", "mia"):
-        d: Distribution = getattr(cal, name)
+    for name in ("test_accuracy_shift", "test_auroc_shift", "test_fnr_op_shift", "forget_auc", "mia", "forget_val_auc"):
+        d: Distribution | None = getattr(cal, name)
+        if d is None:
+            continue
         out[f"{name} mean"] = d.mean
         out[f"{name} sd"] = float(np.std(d.values, ddof=1)) if len(d.values) > 1 else float("nan")
     return out
@@ -299,4 +326,5 @@ __all__ = [
     "check_fits",
     "judge_calibrated",
     "read_calibration",
+    "stop_auc_target",
 ]

@@ -81,9 +81,9 @@ class Task:
         """A fresh copy of the model before unlearning, on the task's device."""
         return self.checkpoint.build_model(self.device)
 
-    def method_task(self, seed: int) -> UnlearnTask:
-        """What a method gets: a private copy of the original, the sets, the seed, and the original's logits on
-        the forget and validation sets when its checkpoint recorded them."""
+    def method_task(self, seed: int, calibrated_auc: float | None = None) -> UnlearnTask:
+        """What a method gets: a private copy of the original, the sets, the seed, the original's logits on
+        the forget and validation sets when its checkpoint recorded them, and a calibrated stopping target."""
         known = {name: self.original_logits(name) for name in ("forget", "val")}
         return UnlearnTask(
             self.original(),
@@ -94,6 +94,7 @@ class Task:
             self.device,
             seed,
             {k: v for k, v in known.items() if v is not None},
+            calibrated_auc,
         )
 
 

@@ -155,10 +155,26 @@ def _run_method(task: Task, settings: UnlearnSettings) -> MethodRun:
         seed = recipe.seed if parsed.seed is None else parsed.seed
         exact = train_or_load(task.dataset, recipe, task.retain, seed, task.device)
         return MethodRun(exact.model, parsed.model_dump(), exact.seconds or 0.0)
-    method_task = task.method_task(settings.seed)
+    method_task = task.method_task(settings.seed, _calibrated_auc(task, settings, parsed))
     start = time.perf_counter()
     model = spec(method_task, parsed)
     return MethodRun(model, parsed.model_dump(), time.perf_counter() - start, stopping=method_task.stopping)
+
+
+NEEDS_CALIBRATION = "stop_target 'calibrated' needs --calibration FILE (written by 'medforget calibrate')"
+
+
+def _calibrated_auc(task: Task, settings: UnlearnSettings, parsed: Any) -> float | None:
+    """The stopping target a calibration gives (``stop_target="calibrated"``); None when the method does not ask."""
+    if getattr(parsed, "stop_target", "fixed") != "calibrated":
+        return None
+    from medforget.calibrate import check_fits, read_calibration, stop_auc_target
+
+    if settings.calibration is None:
+        raise MedforgetError(NEEDS_CALIBRATION)
+    cal = read_calibration(settings.calibration)
+    check_fits(cal, task, len(task.forget) / len(task.dataset.train))  # refuses a calibration of other data
+    return stop_auc_target(cal)
 
 
 def _baseline(task: Task, settings: UnlearnSettings) -> tuple[list[Retrain], str]:
@@ -309,11 +325,11 @@ def unlearn(
     if outputs.ledger is not None:
         inputs["the ledger's lock file"] = ledger.lock_path(Path(outputs.ledger))
         ledger.check_appendable(outputs.ledger, key)
-    if settings.baseline == "calibrated":
-        if settings.calibration is None:
-            raise MedforgetError("--baseline calibrated needs --calibration FILE (written by 'medforget calibrate')")
+    if settings.baseline == "calibrated" and settings.calibration is None:
+        raise MedforgetError("--baseline calibrated needs --calibration FILE (written by 'medforget calibrate')")
+    if settings.calibration is not None:
         inputs["the calibration"] = settings.calibration
-    elif settings.baseline not in ("retrain", "none"):
+    if settings.baseline not in ("retrain", "none", "calibrated"):
         inputs["the baseline checkpoint"] = Path(settings.baseline)
     if settings.baseline == "retrain" and settings.retrains < 3:
         log.warning(
@@ -323,7 +339,9 @@ def unlearn(
     check_outputs(
         {"--out": outputs.checkpoint, "--report": outputs.report, "--html": outputs.html}, inputs, outputs.force
     )
-    get_method(settings.method).parse_params(settings.params, settings.preset)  # bad parameters fail first
+    params = get_method(settings.method).parse_params(settings.params, settings.preset)  # bad parameters fail first
+    if getattr(params, "stop_target", "fixed") == "calibrated" and settings.calibration is None:
+        raise MedforgetError(NEEDS_CALIBRATION)
     if key is None:
         log.warning(
             "no key ($MEDFORGET_KEY or --key-file): forgotten IDs are stored as salted hashes, "

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from medforget.checkpoint import load_checkpoint
 from medforget.engine import predict
+from medforget.errors import MedforgetError
 from medforget.methods import UnlearnTask, get_method, list_methods
 from medforget.methods._loop import random_labels, random_wrong_labels
 from medforget.methods._stop import PROBE_SEED_OFFSET, StopRule, stratified_probe
@@ -127,6 +128,22 @@ def test_rollback_returns_the_weights_of_the_first_of_two_agreeing_checks(base, 
     same = [torch.equal(v, model.state_dict()[k]) for k, v in first.items()]
     assert all(same) if rollback else not all(same)
     assert model.training  # the loop goes on training it if a method wants to
+
+
+def test_a_calibrated_stop_target_is_the_calibrations_and_is_refused_without_one(base, breast) -> None:
+    """``stop_target="calibrated"`` replaces stop_auc by where the calibration's retrains put the forget samples;
+    a task opened without a calibration refuses it rather than falling back to a number it was not given."""
+    p = get_method("salun-cra").parse_params({"stop_target": "calibrated", "stop_auc": 0.3, "check_every": 1})
+    with pytest.raises(MedforgetError, match="needs a calibration"):
+        StopRule(make_task(base, breast), p, 10)
+    task = make_task(base, breast)
+    task.calibrated_auc = 1.0  # every check agrees, where stop_auc 0.3 would make none agree on an untouched model
+    rule = StopRule(task, p, 10)
+    assert not rule.done(task.model, 1) and rule.done(task.model, 2)
+    record = rule.record(2, 10)
+    assert (record.target, record.target_from) == (1.0, "calibration")
+    fixed = StopRule(make_task(base, breast), get_method("salun-cra").parse_params({"stop_auc": 0.3}), 10)
+    assert (fixed.record(0, 10).target, fixed.record(0, 10).target_from) == (0.3, "stop_auc")
 
 
 @pytest.mark.parametrize(("fraction", "checked_at"), [(1.0, [4, 8]), (0.5, [4, 6]), (0.1, [4, 5])])

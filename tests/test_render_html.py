@@ -290,6 +290,11 @@ def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phra
     console.print(unlearn_report(load().model_copy(update={"stopping": stopping})))
     assert stopping_line(stopping) in console.export_text()  # the terminal report carries the line
     assert "training steps" not in html.unescape(render_unlearn_html(load()))  # no record (older report): no claim
+    calibrated = stopping.model_copy(update={"target_from": "calibration"})
+    assert "<= 0.550 (the calibrated retrains')" in stopping_line(calibrated)
+    assert "models retrained without them" in html.unescape(
+        render_unlearn_html(load().model_copy(update={"stopping": calibrated}))
+    )
 
 
 def test_the_terminal_report_gives_the_original_gap_beside_the_method_gap() -> None:

@@ -329,3 +329,21 @@ def test_calibrate_then_unlearn_with_the_calibrated_baseline_trains_no_retrain(
     assert rep["thresholds"]["forget_auc_tolerance"] == 0.2
     confidence = next(c for c in rep["verdict"]["checks"] if c["name"] == "forget confidence (calibrated)")
     assert confidence["noise_basis"] == "images" and confidence["sample_se"] > 0  # DeLong, not the 2 retrains
+    # the calibration also says where retrains put the forget samples against validation: a method can stop there
+    stop_at = json.loads(cal.read_text())["forget_val_auc"]["values"]
+    assert len(stop_at) == 2 and all(0 <= v <= 1 for v in stop_at)
+    request = REPO / "sample_requests" / "breastmnist-single-patient.json"
+    args = ["unlearn", "-c", str(one_epoch_ckpt), "-r", str(request), "-m", "salun-cra", "-p",
+            "stop_target=calibrated", "--baseline", "none", "--out", str(tmp_path / "s.safetensors"),
+            "--report", str(tmp_path / "s.json"), "--device", "cpu", "--quiet"]  # fmt: skip
+    res = runner.invoke(app, args)  # without the calibration: refused, nothing written
+    assert res.exit_code == 2 and "stop_target 'calibrated' needs --calibration" in res.stderr
+    assert not (tmp_path / "s.safetensors").exists() and not (tmp_path / "s.json").exists()
+    res = runner.invoke(app, [*args, "--calibration", str(cal)])
+    assert res.exit_code in (0, 3, 4), res.stderr  # judged against the calibration: the path is under test
+    stopping = json.loads((tmp_path / "s.json").read_text())["stopping"]
+    assert stopping["target_from"] == "calibration"
+    assert stopping["target"] == pytest.approx(sum(stop_at) / 2)
+    assert stopping["checks"] and all(
+        c["met"] == (c["value"] is not None and c["value"] <= stopping["target"]) for c in stopping["checks"]
+    )

@@ -5,7 +5,13 @@ verification reports is an aggregation of those per-sample results.
 """
 
 from medforget.evaluation.bootstrap import Interval, bootstrap_ci, bootstrap_ratios, percentile_interval
-from medforget.evaluation.calibration import OperatingPoint, apply_offset, fit_output_bias, operating_point
+from medforget.evaluation.calibration import (
+    OperatingPoint,
+    apply_offset,
+    fit_output_bias,
+    operating_point,
+    unseen_auc,
+)
 from medforget.evaluation.evaluate import (
     MEMO,
     EvalContext,
@@ -61,5 +67,6 @@ __all__ = [
     "population_mia",
     "set_metrics",
     "slice_metrics",
+    "unseen_auc",
     "val_sensitivity",
 ]

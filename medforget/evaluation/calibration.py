@@ -24,6 +24,8 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from scipy.stats import beta
 
+from medforget.evaluation.metrics import forget_auc, logit_confidence
+
 
 def fit_output_bias(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """The per-class logit offset (mean zero) minimising cross-entropy of ``logits + offset`` on ``labels``.
@@ -50,6 +52,25 @@ def fit_output_bias(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     res = minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B")
     b = np.clip(res.x, -50.0, 50.0)  # a class absent from validation would run off to infinity
     return b - b.mean()
+
+
+def unseen_auc(
+    forget_logits: torch.Tensor, forget_labels: torch.Tensor, val_logits: torch.Tensor, val_labels: torch.Tensor
+) -> float | None:
+    """How well a model tells forget samples from validation samples of the same classes, free of threshold shifts.
+
+    The output bias is refit on validation (:func:`fit_output_bias`) and both sets are scored by their
+    logit-scaled confidence; the result is their class-matched AUC (:func:`forget_auc`).
+    It is what the methods' stopping rule measures, and what ``medforget calibrate`` records for retrains, so the
+    two are the same number. None if no forget class has validation samples.
+    """
+    bias = torch.as_tensor(fit_output_bias(val_logits, val_labels), dtype=forget_logits.dtype)
+    return forget_auc(
+        logit_confidence(forget_logits + bias, forget_labels),
+        forget_labels.numpy(),
+        logit_confidence(val_logits + bias, val_labels),
+        val_labels.numpy(),
+    )
 
 
 class OperatingPoint(BaseModel):

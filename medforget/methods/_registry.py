@@ -44,6 +44,8 @@ class UnlearnTask:
     when it checked, what it measured, and why it stopped; None for a method without steps.
     ``original_logits`` holds the original's logits on the ``forget`` and ``val`` sets (rows in their order) when
     its checkpoint recorded them (:mod:`medforget.outputs`); a method uses them instead of running the original.
+    ``calibrated_auc`` is where retrains put the forget samples' AUC against validation (from a calibration given
+    to unlearn), for a stopping rule with ``stop_target="calibrated"``; None without one.
     """
 
     model: nn.Module
@@ -54,6 +56,7 @@ class UnlearnTask:
     device: torch.device
     seed: int = 0
     original_logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    calibrated_auc: float | None = None
     original: nn.Module = field(init=False)
     stopping: Stopping | None = field(default=None, init=False)
 

@@ -51,7 +51,9 @@ the original model's unseen validation samples of the same class, as the logit-s
   holds back only a fall in a retained sample's log-odds for its class: it kept the pneumonia-heavy ranking
   the logit anchor lost, but stops short of a retrain at ``stop_auc=0.55`` (two malignant-heavy requests
   failed by under-forgetting); with ``stop_auc=0.5`` it met the gap target on random BreastMNIST requests and
-  overshot on PneumoniaMNIST, whose retrains sit at about 0.53 (docs/results, stop 30).
+  overshot on PneumoniaMNIST, whose retrains sit at about 0.53 (docs/results, stop 30). Stopping at the level the
+  calibration's retrains reach (``stop_target="calibrated"``) over-forgot random BreastMNIST requests with the
+  confidence anchor, and without it failed two (docs/results, stop 31).
 
 Every choice is a parameter, recorded with the output, so the ablations run from one flag: ``--preset
 v1`` (uniform target, random labels for healthy samples, the v1 stopping rule); ``positive_target``,

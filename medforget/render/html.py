@@ -204,6 +204,7 @@ def stopping_sentence(s: Stopping | None) -> str:
         return f" It trained for a fixed {s.steps} steps, with no rule to stop earlier."
     looked = (
         "the erased images looked, to the model, like images it had never seen"
+        + (" (as much as they look to models retrained without them)" if s.target_from == "calibration" else "")
         if s.rule == "auc"
         else "its accuracy on the erased images fell to its accuracy on images it had never seen"
     )

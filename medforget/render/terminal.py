@@ -160,6 +160,7 @@ def stopping_line(s: Stopping) -> str:
     measure = "forget AUC" if s.rule == "auc" else "probe forget accuracy"
     last = ", ".join("n/a" if c.value is None else f"{c.value:.3f}" for c in s.checks[-2:]) or "no check"
     target = f"{s.target:.3f}" if s.target is not None else "?"
+    target += " (the calibrated retrains')" if s.target_from == "calibration" else ""
     if s.outcome == "forgotten":
         return f"stopped at step {s.steps} of {s.max_steps}: {measure} {last} <= {target} on two checks in a row"
     return f"ran all {s.max_steps} steps without two checks in a row at {measure} <= {target} (last: {last})"
