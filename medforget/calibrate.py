@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
+from torch import nn
 
 from medforget import __version__, progress
 from medforget.baseline import retrain_distribution, retrain_seeds
@@ -107,6 +108,12 @@ def context(task: Task, seed: int = 0) -> EvalContext:
     return EvalContext(classes=ds.classes, positive=ds.positive, seed=seed, target_sensitivity=target)
 
 
+def _forget_val_auc(task: Task, model: nn.Module) -> float | None:
+    """What the methods' stopping rule measures, on the whole forget and validation sets, for one model."""
+    val, dev = task.dataset.val, task.device
+    return unseen_auc(predict(model, task.forget, dev), task.forget.labels, predict(model, val, dev), val.labels)
+
+
 def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str, list[float]]:
     """Every calibrated statistic for one proxy request's retrains, recalibrated as unlearned models are."""
     recipe = task.checkpoint.meta.train_config
@@ -117,12 +124,7 @@ def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str
         task.checkpoint.sha256, task.original, sets, ctx, task.device, ids, task.recorded_eval_logits()
     )
     evals = [retrain_eval(task, r, ctx) for r in retrains]
-    val = task.dataset.val
-    unseen = [
-        unseen_auc(predict(r.model, task.forget, task.device), task.forget.labels, predict(r.model, val, task.device),
-                   val.labels)
-        for r in retrains
-    ]  # fmt: skip
+    unseen = [_forget_val_auc(task, r.model) for r in retrains]
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),
         "test_auroc_shift": _shift(lambda e: e.test_auroc, evals, original),
