@@ -36,15 +36,13 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
-from torch import nn
 
 from medforget import __version__, progress
 from medforget.baseline import retrain_distribution, retrain_seeds
 from medforget.config import CalibrateSettings, Thresholds
 from medforget.data import DataPaths
-from medforget.engine import predict
 from medforget.errors import MedforgetError
-from medforget.evaluation import MEMO, EvalContext, ModelEval, unseen_auc
+from medforget.evaluation import MEMO, EvalContext, ModelEval
 from medforget.recalibrate import retrain_eval
 from medforget.session import Task
 from medforget.verify.noise import Level
@@ -108,12 +106,6 @@ def context(task: Task, seed: int = 0) -> EvalContext:
     return EvalContext(classes=ds.classes, positive=ds.positive, seed=seed, target_sensitivity=target)
 
 
-def _forget_val_auc(task: Task, model: nn.Module) -> float | None:
-    """What the methods' stopping rule measures, on the whole forget and validation sets, for one model."""
-    val, dev = task.dataset.val, task.device
-    return unseen_auc(predict(model, task.forget, dev), task.forget.labels, predict(model, val, dev), val.labels)
-
-
 def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str, list[float]]:
     """Every calibrated statistic for one proxy request's retrains, recalibrated as unlearned models are."""
     recipe = task.checkpoint.meta.train_config
@@ -124,14 +116,13 @@ def _proxy_values(task: Task, retrains_per_proxy: int, workers: int) -> dict[str
         task.checkpoint.sha256, task.original, sets, ctx, task.device, ids, task.recorded_eval_logits()
     )
     evals = [retrain_eval(task, r, ctx) for r in retrains]
-    unseen = [_forget_val_auc(task, r.model) for r in retrains]
     return {
         "test_accuracy_shift": _shift(lambda e: e.test.accuracy, evals, original),
         "test_auroc_shift": _shift(lambda e: e.test_auroc, evals, original),
         "test_fnr_op_shift": _shift(_op_fnr, evals, original),
         "forget_auc": [e.forget_auc for e in evals if e.forget_auc is not None],
         "mia": [e.mia.forget_non_member_rate for e in evals],
-        "forget_val_auc": [a for a in unseen if a is not None],
+        "forget_val_auc": [e.forget_val_auc for e in evals if e.forget_val_auc is not None],
     }
 
 

@@ -161,17 +161,13 @@ def _run_method(task: Task, settings: UnlearnSettings) -> MethodRun:
     return MethodRun(model, parsed.model_dump(), time.perf_counter() - start, stopping=method_task.stopping)
 
 
-NEEDS_CALIBRATION = "stop_target 'calibrated' needs --calibration FILE (written by 'medforget calibrate')"
-
-
 def _calibrated_auc(task: Task, settings: UnlearnSettings, parsed: Any) -> float | None:
-    """The stopping target a calibration gives (``stop_target="calibrated"``); None when the method does not ask."""
-    if getattr(parsed, "stop_target", "fixed") != "calibrated":
+    """The stopping target a calibration gives (``stop_target="calibrated"``); None when the method does not ask
+    or no calibration was given (the stopping rule then refuses; ``unlearn`` already did, at its boundary)."""
+    if getattr(parsed, "stop_target", "fixed") != "calibrated" or settings.calibration is None:
         return None
     from medforget.calibrate import check_fits, read_calibration, stop_auc_target
 
-    if settings.calibration is None:
-        raise MedforgetError(NEEDS_CALIBRATION)
     cal = read_calibration(settings.calibration)
     check_fits(cal, task, len(task.forget) / len(task.dataset.train))  # refuses a calibration of other data
     return stop_auc_target(cal)
@@ -341,7 +337,7 @@ def unlearn(
     )
     params = get_method(settings.method).parse_params(settings.params, settings.preset)  # bad parameters fail first
     if getattr(params, "stop_target", "fixed") == "calibrated" and settings.calibration is None:
-        raise MedforgetError(NEEDS_CALIBRATION)
+        raise MedforgetError("stop_target 'calibrated' needs --calibration FILE (written by 'medforget calibrate')")
     if key is None:
         log.warning(
             "no key ($MEDFORGET_KEY or --key-file): forgotten IDs are stored as salted hashes, "

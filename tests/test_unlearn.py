@@ -339,9 +339,17 @@ def test_calibrate_then_unlearn_with_the_calibrated_baseline_trains_no_retrain(
     res = runner.invoke(app, args)  # without the calibration: refused, nothing written
     assert res.exit_code == 2 and "stop_target 'calibrated' needs --calibration" in res.stderr
     assert not (tmp_path / "s.safetensors").exists() and not (tmp_path / "s.json").exists()
+    older = tmp_path / "older.json"  # a calibration written before it recorded the level: refused, one line
+    older.write_text(json.dumps({k: v for k, v in json.loads(cal.read_text()).items() if k != "forget_val_auc"}))
+    res = runner.invoke(app, [*args, "--calibration", str(older)])
+    assert res.exit_code == 2 and "written by an older medforget" in res.stderr
+    assert "written by an older medforget" in res.stderr.strip().splitlines()[-1]  # after the no-key warning
+    assert not (tmp_path / "s.safetensors").exists() and not (tmp_path / "s.json").exists()
     res = runner.invoke(app, [*args, "--calibration", str(cal)])
     assert res.exit_code in (0, 3, 4), res.stderr  # judged against the calibration: the path is under test
-    stopping = json.loads((tmp_path / "s.json").read_text())["stopping"]
+    written = json.loads((tmp_path / "s.json").read_text())
+    stopping = written["stopping"]
+    assert 0 <= written["unlearned"]["forget_val_auc"] <= 1  # the rule's measure, on the whole forget set
     assert stopping["target_from"] == "calibration"
     assert stopping["target"] == pytest.approx(sum(stop_at) / 2)
     assert stopping["checks"] and all(

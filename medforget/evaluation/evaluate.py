@@ -17,6 +17,7 @@ from medforget.evaluation.calibration import (
     fit_output_bias,
     operating_point,
     refit_spread,
+    unseen_auc,
 )
 from medforget.evaluation.metrics import (
     SampleOutcomes,
@@ -81,6 +82,11 @@ class ModelEval(BaseModel):
         None,
         description="P(a forget image is more confident than an unseen test image of its class), weighted to the "
         "forget class mix: 0.5 when the model cannot tell them apart, as after retraining",
+    )
+    forget_val_auc: float | None = Field(
+        None,
+        description="The same against validation images (after the same bias refit): what the methods' stopping "
+        "rule measures, on the whole forget set",
     )
     # Per-sample results behind the numbers above, kept in memory (never serialised: a retain set
     # can hold tens of thousands of samples) so the report's slices, intervals and per-sample evidence
@@ -206,6 +212,7 @@ def evaluate_logits(logits: dict[str, torch.Tensor], sets: dict[str, Split], ctx
         at_operating_point=at_op,
         forget_auc=forget_auc(*auc_args),
         forget_auc_se=forget_auc_se(*auc_args),
+        forget_val_auc=unseen_auc(logits["forget"], sets["forget"].labels, logits["val"], sets["val"].labels),
     )
     return result.keep_outcomes(outcomes, phi)
 
