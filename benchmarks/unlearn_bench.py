@@ -46,7 +46,13 @@ CATALOGUE: dict[str, dict[str, Any]] = {  # label -> study method entry; "@publi
     # a second exact retrain (seed K+2): whether exact unlearning itself meets the gap target
     "retrain@control": {"method": "retrain", "label": "retrain@control"},
 }
-ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2's choices (BreastMNIST by default)
+LOGITS_ANCHOR = {"retain_anchor": 0.3, "anchor_form": "logits"}
+CONF_ANCHOR = {"retain_anchor": 0.3, "anchor_form": "confidence"}
+NO_ANCHOR = {"retain_anchor": 0.0, "anchor_form": "logits", "anchor_scale": "uniform"}  # as before stop 32
+# Issue 11's ablations of SalUn-CRA v2's choices (BreastMNIST by default): each is the default with the parameters
+# shown changed, so one measured before stop 32 ran without the retain anchor, then the default's; those testing
+# an anchor name its form and scale.
+ABLATIONS: dict[str, dict[str, Any]] = {
     "salun+uniform-labels": {"method": "salun", "params": {"label_draw": "uniform"}},
     "salun+rebalance": {"method": "salun", "params": {"rebalance_retain": True}},
     "salun-cra-no-rebalance": {"method": "salun-cra", "params": {"rebalance_retain": False}},
@@ -55,27 +61,43 @@ ABLATIONS: dict[str, dict[str, Any]] = {  # issue 11's ablations of SalUn-CRA v2
     "salun-cra+rollback": {"method": "salun-cra", "params": {"rollback": True}},
     # the confirming check a whole interval after the first, as before stop 29
     "salun-cra+confirm-full": {"method": "salun-cra", "params": {"confirm_fraction": 1.0}},
-    "salun-cra+anchor": {"method": "salun-cra", "params": {"retain_anchor": 0.3}},
+    "salun-cra+anchor": {"method": "salun-cra", "params": {**LOGITS_ANCHOR, "anchor_scale": "uniform"}},
     # the anchor holding back only a fall in a retained sample's confidence; then with a stricter stop as well
-    "salun-cra+conf-anchor": {"method": "salun-cra", "params": {"retain_anchor": 0.3, "anchor_form": "confidence"}},
+    "salun-cra+conf-anchor": {"method": "salun-cra", "params": {**CONF_ANCHOR, "anchor_scale": "uniform"}},
     "salun-cra+conf-anchor-auc50": {
         "method": "salun-cra",
-        "params": {"retain_anchor": 0.3, "anchor_form": "confidence", "stop_auc": 0.5},
+        "params": {**CONF_ANCHOR, "anchor_scale": "uniform", "stop_auc": 0.5},
     },
     # the stricter stop, at the AUC the calibration's retrains reach instead of a fixed 0.5 (needs --calibrate)
     "salun-cra+conf-anchor-cal": {
         "method": "salun-cra",
-        "params": {"retain_anchor": 0.3, "anchor_form": "confidence", "stop_target": "calibrated"},
+        "params": {**CONF_ANCHOR, "anchor_scale": "uniform", "stop_target": "calibrated"},
     },
     "salun-cra+conf-anchor-cal-rollback": {
         "method": "salun-cra",
-        "params": {"retain_anchor": 0.3, "anchor_form": "confidence", "stop_target": "calibrated", "rollback": True},
+        "params": {**CONF_ANCHOR, "anchor_scale": "uniform", "stop_target": "calibrated", "rollback": True},
     },
     "salun-cra+cal": {"method": "salun-cra", "params": {"stop_target": "calibrated"}},
     "salun-cra+anchor-share": {
         "method": "salun-cra",
-        "params": {"retain_anchor": 0.3, "anchor_scale": "retained-share"},
+        "params": {**LOGITS_ANCHOR, "anchor_scale": "retained-share"},
     },
+    # the disease forget samples' term weighed more, without and with the anchor: they stay remembered while healthy
+    # ones overshoot (stop 32)
+    "salun-cra+pw3": {"method": "salun-cra", "params": {**NO_ANCHOR, "positive_weight": 3.0}},
+    "salun-cra+conf-anchor-pw3": {
+        "method": "salun-cra",
+        "params": {**CONF_ANCHOR, "anchor_scale": "uniform", "positive_weight": 3.0},
+    },
+    # the default before stop 32: no retain anchor
+    "salun-cra+no-anchor": {"method": "salun-cra", "params": NO_ANCHOR},
+    # the confidence anchor off only for the class a request over-represents (the default: off for the whole of
+    # such a request), or holding a class less the fewer of its images the request leaves (stop 32)
+    "salun-cra+conf-anchor-depleted-off": {
+        "method": "salun-cra",
+        "params": {**CONF_ANCHOR, "anchor_scale": "depleted-off"},
+    },
+    "salun-cra+conf-anchor-share": {"method": "salun-cra", "params": {**CONF_ANCHOR, "anchor_scale": "retained-share"}},
 }
 CRA = "salun-cra"
 

@@ -236,6 +236,12 @@ def test_auc_stop_ends_before_the_budget_and_leaves_forget_samples_unremarkable(
     assert record.rule == "auc" and record.outcome == "forgotten" and record.steps < record.max_steps
     assert record.steps == record.checks[-1].step and all(c.met for c in record.checks[-2:])
     assert all(c.value is not None and c.met == (c.value <= 0.55) for c in record.checks)
+    # each check also keeps the AUC of each class of the probe; the value is their average by the probe's mix
+    probe = stratified_probe(stopped_task.forget, 64, stopped_task.seed + PROBE_SEED_OFFSET)
+    share = {breast.classes[c]: float((probe.labels == c).double().mean()) for c in probe.labels.unique().tolist()}
+    for check in record.checks:
+        assert set(check.by_class) == set(share)
+        assert sum(share[n] * auc for n, auc in check.by_class.items()) == pytest.approx(check.value, abs=1e-9)
     assert budget.rule == "none" and budget.checks == [] and budget.steps == budget.max_steps == record.max_steps
 
 
@@ -323,8 +329,9 @@ def test_salun_cra_v2_bias_is_frozen_and_presets_reproduce_v1(base, breast) -> N
 
 def test_salun_cra_retain_anchor_keeps_what_the_retain_set_teaches(breast, breast_ckpt: Path) -> None:
     """On a random request the forget samples are like the retained ones: pulling their confidence down pulls
-    the retain set's down too, which no retrain does. The anchor (``retain_anchor``, off by default) keeps the
-    retain logits at the original's (``anchor_form="confidence"``: only their confidence from falling).
+    the retain set's down too, which no retrain does. The anchor (``retain_anchor``, on by default for a request
+    like this one) keeps the retain logits at the original's (``anchor_form="confidence"``, the default: only
+    their confidence from falling).
     A fixed budget at a high learning rate, so both runs take the same steps; measured here, the retain
     logits moved 1.29 (no anchor) vs 0.66 on average, retain accuracy 0.77 vs 0.92; with the quicker test model
     (stop 30), retain accuracy 0.46 without an anchor, 0.93 with the logit anchor, 0.91 with the confidence one."""
@@ -369,27 +376,51 @@ def test_the_confidence_anchor_holds_back_only_a_loss_of_confidence(breast, brea
     assert float(_Anchor(original, weight, "logits").loss(x, surer, 0, y)) > 0
 
 
-def test_salun_cra_anchor_can_hold_a_depleted_class_less(breast, breast_ckpt: Path) -> None:
-    """``anchor_scale="retained-share"``: a malignant-heavy request leaves 60 of 147 malignant training images
-    (41%) against 80% overall, so retained malignant images are anchored at about half the weight; a random
-    request leaves every class about its share, and the anchor stays nearly uniform."""
-    from medforget.methods.salun_cra import anchor_weights
+def test_salun_cra_anchors_the_retain_set_unless_the_request_over_represents_a_class(breast, breast_ckpt: Path) -> None:
+    """By default (``anchor_scale="skewed-off"``) the retain anchor holds every class of a random request and none of
+    a malignant-heavy one: 80% of its images are malignant against 27% of training (2.96 times the share), and a
+    retrain of what is left moves its whole decision function. ``depleted-off`` drops only the over-represented
+    class; ``retained-share`` holds a class in proportion to the share of its images the request leaves (60 of 147
+    malignant images, 41%, against 80% overall)."""
+    from medforget.methods.salun_cra import ENRICHED, anchor_weights, class_counts, enrichment
 
     ck = load_checkpoint(breast_ckpt)
     m = get_method("salun-cra")
-    p = m.parse_params({"retain_anchor": 0.3, "anchor_scale": "retained-share"})
-    weights = {}
+    weights: dict[tuple[str, str], torch.Tensor] = {}
     for design in ("positive-heavy", "random"):
         res = resolve(design_request(breast, design, 0.2, seed=0), breast)
         forget, retain = breast.train.subset(res.forget_rows), breast.train.subset(res.retain_rows)
         task = UnlearnTask(ck.build_model(CPU), forget, retain, breast, ck.meta.train_config, CPU, 0)
-        weights[design] = anchor_weights(task, p)
-        assert torch.equal(anchor_weights(task, m.parse_params({"retain_anchor": 0.3})), torch.full((2,), 0.3))
+        n_retain, n_train = class_counts(task)
+        over = enrichment(n_train - n_retain, n_train)
+        assert (float(over.max()) >= ENRICHED) == (design == "positive-heavy"), over
+        for scale in ("skewed-off", "depleted-off", "retained-share", "uniform"):
+            weights[design, scale] = anchor_weights(task, m.parse_params({"anchor_scale": scale}))
     malignant, benign = task.positive[0], 1 - task.positive[0]  # BreastMNIST: class 0 is malignant
-    heavy = weights["positive-heavy"]
+    assert m.parse_params({}).anchor_scale == "skewed-off"
+    assert torch.equal(weights["positive-heavy", "skewed-off"], torch.zeros(2))
+    assert torch.equal(weights["random", "skewed-off"], torch.full((2,), 0.3))
+    depleted = weights["positive-heavy", "depleted-off"]
+    assert depleted[malignant] == 0 and depleted[benign] == pytest.approx(0.3)
+    assert torch.equal(weights["random", "depleted-off"], torch.full((2,), 0.3))
+    heavy = weights["positive-heavy", "retained-share"]
     assert heavy[benign] == pytest.approx(0.3)
     assert heavy[malignant] == pytest.approx(0.3 * (60 / 147) / (437 / 546), rel=1e-4)
-    assert all(0.27 <= float(w) <= 0.3 + 1e-6 for w in weights["random"]), weights["random"]
+    assert all(0.27 <= float(w) <= 0.3 + 1e-6 for w in weights["random", "retained-share"])
+    assert torch.equal(weights["positive-heavy", "uniform"], torch.full((2,), 0.3))
+
+
+def test_salun_cra_on_a_class_skewed_request_trains_exactly_as_without_the_anchor(base, breast) -> None:
+    """The malignant-heavy fixture request over-represents malignant cases: the default leaves the anchor off, so
+    it runs the same steps to the same weights as ``retain_anchor=0`` (in one process, bit for bit); anchoring every
+    request (``anchor_scale="uniform"``) trains another model."""
+    m = get_method("salun-cra")
+    runs = {}
+    for name, params in (("default", {}), ("off", {"retain_anchor": 0.0}), ("uniform", {"anchor_scale": "uniform"})):
+        task = make_task(base, breast)
+        runs[name] = m(task, m.parse_params({"epochs": 1, "stop": "none", **params})).state_dict()
+    assert all(torch.equal(runs["default"][k], runs["off"][k]) for k in runs["default"])
+    assert not all(torch.equal(runs["default"][k], runs["uniform"][k]) for k in runs["default"])
 
 
 def test_methods_reject_parameters_they_do_not_use() -> None:

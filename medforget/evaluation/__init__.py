@@ -11,6 +11,7 @@ from medforget.evaluation.calibration import (
     fit_output_bias,
     operating_point,
     unseen_auc,
+    unseen_confidences,
 )
 from medforget.evaluation.evaluate import (
     MEMO,
@@ -31,6 +32,7 @@ from medforget.evaluation.metrics import (
     auroc,
     difficulty_terciles,
     forget_auc,
+    forget_auc_by_class,
     logit_confidence,
     set_metrics,
     slice_metrics,
@@ -60,6 +62,7 @@ __all__ = [
     "evaluate_logits",
     "fit_output_bias",
     "forget_auc",
+    "forget_auc_by_class",
     "logit_confidence",
     "mia_features",
     "operating_point",
@@ -68,5 +71,6 @@ __all__ = [
     "set_metrics",
     "slice_metrics",
     "unseen_auc",
+    "unseen_confidences",
     "val_sensitivity",
 ]

@@ -64,8 +64,16 @@ def unseen_auc(
     It is what the methods' stopping rule measures, and what ``medforget calibrate`` records for retrains, so the
     two are the same number. None if no forget class has validation samples.
     """
+    return forget_auc(*unseen_confidences(forget_logits, forget_labels, val_logits, val_labels))
+
+
+def unseen_confidences(
+    forget_logits: torch.Tensor, forget_labels: torch.Tensor, val_logits: torch.Tensor, val_labels: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`unseen_auc` compares: ``(phi_forget, forget labels, phi_val, val labels)``, the logit-scaled
+    confidences after the output bias is refit on validation (for :func:`forget_auc` and its per-class form)."""
     bias = torch.as_tensor(fit_output_bias(val_logits, val_labels), dtype=forget_logits.dtype)
-    return forget_auc(
+    return (
         logit_confidence(forget_logits + bias, forget_labels),
         forget_labels.numpy(),
         logit_confidence(val_logits + bias, val_labels),

@@ -179,17 +179,26 @@ def forget_auc(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndar
     forgot them so hard that they stand out. Used where no retrains are at hand (the calibrated verdict and
     the methods' stopping rule). None if no class has both.
     """
+    per_class = forget_auc_by_class(phi_f, yf, phi_t, yt)
+    weights = {c: float((yf == c).mean()) for c in per_class}
+    total = sum(weights.values())
+    return sum(weights[c] * auc for c, auc in per_class.items()) / total if total else None
+
+
+def forget_auc_by_class(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndarray) -> dict[int, float]:
+    """:func:`forget_auc` of each forget class that has unseen images (class number -> AUC).
+
+    The average can hide classes going opposite ways: one class's forgotten images still remembered while
+    another's are forgotten past unseen ones (docs/results, stop 32).
+    """
     from sklearn.metrics import roc_auc_score
 
-    total, weighted = 0.0, 0.0
+    out = {}
     for c in np.unique(yf):
         f, t = phi_f[yf == c], phi_t[yt == c]
         if len(f) and len(t):
-            w = len(f) / len(phi_f)
-            y = np.r_[np.ones(len(f)), np.zeros(len(t))]
-            weighted += w * float(roc_auc_score(y, np.r_[f, t]))
-            total += w
-    return weighted / total if total else None
+            out[int(c)] = float(roc_auc_score(np.r_[np.ones(len(f)), np.zeros(len(t))], np.r_[f, t]))
+    return out
 
 
 def _placements(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ from torch import nn
 from medforget.data import Split
 from medforget.engine import predict
 from medforget.errors import MedforgetError
-from medforget.evaluation import unseen_auc
+from medforget.evaluation import forget_auc, forget_auc_by_class, unseen_confidences
 from medforget.methods._registry import MethodParams, UnlearnTask
 
 TARGET_FROM: dict[str, Literal["stop_auc", "calibration"]] = {"fixed": "stop_auc", "calibrated": "calibration"}
@@ -100,6 +100,11 @@ class StopCheck(BaseModel):
         "accuracy (accuracy); None if it could not be measured (a probe without comparable unseen samples)"
     )
     met: bool = Field(description="Whether this check found the forget samples forgotten")
+    by_class: dict[str, float] = Field(
+        default_factory=dict,
+        description="auc: the AUC of each class of the probe (class name -> AUC); value is their average weighted by "
+        "the probe's class mix, which can hide one class still remembered while another is forgotten past unseen",
+    )
 
 
 class Stopping(BaseModel):
@@ -197,9 +202,9 @@ class StopRule:
         confirming = self.hits == 1 and self.confirm < self.every
         if (step < self.confirm_at) if confirming else (step % self.every != 0):
             return False
-        value, met = self._measure(model)
+        value, met, by_class = self._measure(model)
         model.train()
-        self.checks.append(StopCheck(step=step if taken is None else taken, value=value, met=met))
+        self.checks.append(StopCheck(step=step if taken is None else taken, value=value, met=met, by_class=by_class))
         self.hits = self.hits + 1 if met else 0
         self.confirm_at = step + self.confirm
         if self.p.rollback and self.hits == 1:
@@ -229,16 +234,18 @@ class StopRule:
             checks=self.checks,
         )
 
-    def _measure(self, model: nn.Module) -> tuple[float | None, bool]:
+    def _measure(self, model: nn.Module) -> tuple[float | None, bool, dict[str, float]]:
         dev, val = self.task.device, self.val
         logits = predict(model, self.probe, dev)
         if self.p.stop == "accuracy":
             acc = float((logits.argmax(1) == self.probe.labels).float().mean())
             self.last = f"forget acc {acc:.3f} (unseen {self.target:.3f})"
-            return acc, acc <= (self.target or 0.0)
-        auc = unseen_auc(logits, self.probe.labels, predict(model, val, dev), val.labels)
+            return acc, acc <= (self.target or 0.0), {}
+        phi = unseen_confidences(logits, self.probe.labels, predict(model, val, dev), val.labels)
+        auc, per_class = forget_auc(*phi), forget_auc_by_class(*phi)
         self.last = "forget AUC not measurable" if auc is None else f"forget AUC {auc:.3f}"
-        return auc, auc is not None and auc <= (self.target or 0.0)
+        names = self.task.dataset.classes
+        return auc, auc is not None and auc <= (self.target or 0.0), {names[c]: a for c, a in per_class.items()}
 
 
 __all__ = [
