@@ -291,11 +291,10 @@ def test_the_report_says_when_and_why_the_method_stopped(outcome: str, html_phra
     assert stopping_line(stopping) in console.export_text()  # the terminal report carries the line
     assert "training steps" not in html.unescape(render_unlearn_html(load()))  # no record (older report): no claim
     # the last check's AUC of each class, when there are several: an average can hide classes going opposite ways
-    by_class = checks[-1].model_copy(update={"by_class": {"malignant": 0.59, "benign": 0.41}})
+    by_class = checks[-1].model_copy(update={"by_class": {"malignant": 0.59, "normal, benign": 0.41}})
     split = stopping.model_copy(update={"checks": [*checks[:-1], by_class]})
-    assert "by class: malignant 0.590, benign 0.410" in stopping_line(split) and "by class" not in stopping_line(
-        stopping
-    )
+    assert "by class: malignant 0.590 / normal, benign 0.410" in stopping_line(split)
+    assert "by class" not in stopping_line(stopping)
     calibrated = stopping.model_copy(update={"target_from": "calibration"})
     assert "<= 0.550 (the calibrated retrains')" in stopping_line(calibrated)
     assert "models retrained without them" in html.unescape(

@@ -155,7 +155,7 @@ def request_check(res: ResolvedRequest, dataset: str) -> RenderableType:
 
 def stopping_line(s: Stopping) -> str:
     """The rule's outcome, e.g. 'stopped at step 22 of 225: forget AUC 0.531, 0.522 <= 0.550 on two checks in a row;
-    by class: malignant 0.590, benign 0.240' (the last check's AUC of each class, when there are several)."""
+    by class: malignant 0.590 / benign 0.240' (the last check's AUC of each class, when there are several)."""
     if s.rule == "none":
         return f"stopping rule: none, {s.steps} steps"
     measure = "forget AUC" if s.rule == "auc" else "probe forget accuracy"
@@ -163,7 +163,8 @@ def stopping_line(s: Stopping) -> str:
     target = f"{s.target:.3f}" if s.target is not None else "?"
     target += " (the calibrated retrains')" if s.target_from == "calibration" else ""
     per_class = s.checks[-1].by_class if s.checks else {}
-    classes = f"; by class: {', '.join(f'{n} {a:.3f}' for n, a in per_class.items())}" if len(per_class) > 1 else ""
+    # " / " between classes: a class name may hold a comma (BreastMNIST's "normal, benign")
+    classes = f"; by class: {' / '.join(f'{n} {a:.3f}' for n, a in per_class.items())}" if len(per_class) > 1 else ""
     if s.outcome == "forgotten":
         return (
             f"stopped at step {s.steps} of {s.max_steps}: {measure} {last} <= {target} on two checks in a row{classes}"
