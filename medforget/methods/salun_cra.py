@@ -49,10 +49,11 @@ the original model's unseen validation samples of the same class, as the logit-s
   failed verdicts from 4 to 1, one a fresh exact retrain of that request fails too; malignant-heavy requests run
   as before (docs/results, stop 32). PneumoniaMNIST's pneumonia-heavy requests (1.08) are anchored: with the
   confidence form all six of its requests were inconclusive at stop 30, but on stop 32's machine pneumonia-heavy
-  request 0 fails on test AUROC (0.919 against the retrains' 0.957; without the anchor 0.958). A request of a few images is skewed by
-  chance more often (one malignant BreastMNIST image alone: 3.7) and then runs unanchored, as every request did
-  before stop 32. The stricter stop (``stop_auc=0.5``) reached the gap target on random BreastMNIST requests
-  too, but overshot PneumoniaMNIST's (stop 30); stopping at the calibration's level over-forgot (stop 31).
+  request 0 fails on test AUROC (0.919 against the retrains' 0.957; without the anchor 0.958). A request of a
+  few images is skewed by chance more often (one malignant BreastMNIST image alone: 3.7) and then runs
+  unanchored, as every request did before stop 32. The stricter stop (``stop_auc=0.5``) reached the gap target
+  on random BreastMNIST requests too, but overshot PneumoniaMNIST's (stop 30); stopping at the calibration's
+  level over-forgot (stop 31).
 
 Every choice is a parameter, recorded with the output, so the ablations run from one flag: ``--preset
 v1`` (uniform target, random labels for healthy samples, the v1 stopping rule); ``positive_target``,
