@@ -179,10 +179,15 @@ def forget_auc(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndar
     forgot them so hard that they stand out. Used where no retrains are at hand (the calibrated verdict and
     the methods' stopping rule). None if no class has both.
     """
-    per_class = forget_auc_by_class(phi_f, yf, phi_t, yt)
+    return class_mix_mean(forget_auc_by_class(phi_f, yf, phi_t, yt), yf)
+
+
+def class_mix_mean(per_class: dict[int, float], yf: np.ndarray) -> float | None:
+    """``per_class`` values averaged with the weight of each class in ``yf`` (None if empty): forget_auc from its
+    per-class AUCs, for a caller that has them already."""
     weights = {c: float((yf == c).mean()) for c in per_class}
     total = sum(weights.values())
-    return sum(weights[c] * auc for c, auc in per_class.items()) / total if total else None
+    return sum(weights[c] * v for c, v in per_class.items()) / total if total else None
 
 
 def forget_auc_by_class(phi_f: np.ndarray, yf: np.ndarray, phi_t: np.ndarray, yt: np.ndarray) -> dict[int, float]:

@@ -41,7 +41,7 @@ from torch import nn
 from medforget.data import Split
 from medforget.engine import predict
 from medforget.errors import MedforgetError
-from medforget.evaluation import forget_auc, forget_auc_by_class, unseen_confidences
+from medforget.evaluation import class_mix_mean, forget_auc_by_class, unseen_confidences
 from medforget.methods._registry import MethodParams, UnlearnTask
 
 TARGET_FROM: dict[str, Literal["stop_auc", "calibration"]] = {"fixed": "stop_auc", "calibrated": "calibration"}
@@ -242,7 +242,8 @@ class StopRule:
             self.last = f"forget acc {acc:.3f} (unseen {self.target:.3f})"
             return acc, acc <= (self.target or 0.0), {}
         phi = unseen_confidences(logits, self.probe.labels, predict(model, val, dev), val.labels)
-        auc, per_class = forget_auc(*phi), forget_auc_by_class(*phi)
+        per_class = forget_auc_by_class(*phi)
+        auc = class_mix_mean(per_class, phi[1])
         self.last = "forget AUC not measurable" if auc is None else f"forget AUC {auc:.3f}"
         names = self.task.dataset.classes
         return auc, auc is not None and auc <= (self.target or 0.0), {names[c]: a for c, a in per_class.items()}
